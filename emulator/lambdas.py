@@ -1,0 +1,108 @@
+"""What every Lambda backend shares: function configuration, invocation records, errors.
+
+A *Lambda service* is anything with ``invoke(function_name, payload) -> result``
+(:class:`LambdaInvoker`). The local process backend (``emulator.local_lambda``),
+the Docker backend (``emulator.docker``) and boto3 against real AWS all fit it,
+so the Step Functions engine drives any of them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+# Lambda gives a function one full vCPU at 1,769 MB and scales CPU linearly
+# with memory up to 6 vCPUs at 10,240 MB.
+MB_PER_VCPU = 1769
+MIN_MEMORY_MB = 128
+MAX_MEMORY_MB = 10240
+MAX_TIMEOUT_S = 900
+
+
+@dataclass(frozen=True)
+class FunctionConfig:
+    """One Lambda function as deployed: the same fields for every backend."""
+
+    name: str
+    handler: str  # "module.function", e.g. "worker.infer.handler"
+    memory_mb: int = 128
+    timeout_s: float = 3.0
+    environment: dict[str, str] = field(default_factory=dict)
+    reserved_concurrency: int | None = None
+
+    def __post_init__(self) -> None:
+        if not (MIN_MEMORY_MB <= self.memory_mb <= MAX_MEMORY_MB):
+            raise ValueError(
+                f"function {self.name}: MemorySize {self.memory_mb} MB is outside "
+                f"Lambda's {MIN_MEMORY_MB}-{MAX_MEMORY_MB} MB range"
+            )
+        if not (0 < self.timeout_s <= MAX_TIMEOUT_S):
+            raise ValueError(f"function {self.name}: Timeout {self.timeout_s} s must be in (0, {MAX_TIMEOUT_S}]")
+        if "." not in self.handler:
+            raise ValueError(f"function {self.name}: handler {self.handler!r} must look like 'module.function'")
+
+    @property
+    def vcpus(self) -> float:
+        """The CPU share Lambda gives this memory size."""
+        return min(6.0, self.memory_mb / MB_PER_VCPU)
+
+
+class LambdaFunctionError(Exception):
+    """An invocation failed; ``error_type`` is what Step Functions matches in Retry/Catch.
+
+    Handler exceptions carry the exception class name (as Lambda's Python
+    runtime reports ``errorType``); platform failures use Lambda's names:
+    ``Sandbox.Timedout``, ``Runtime.OutOfMemory``, ``Runtime.ExitError``,
+    ``Lambda.TooManyRequestsException``, ``Lambda.ResourceNotFoundException``.
+    """
+
+    def __init__(self, error_type: str, message: str, trace: list[str] | None = None) -> None:
+        super().__init__(f"{error_type}: {message}")
+        self.error_type = error_type
+        self.message = message
+        self.trace = trace or []
+
+    def to_payload(self) -> dict[str, Any]:
+        """The JSON error body Lambda returns for a function error."""
+        return {"errorType": self.error_type, "errorMessage": self.message, "stackTrace": self.trace}
+
+
+class LambdaInvoker(Protocol):
+    """Anything that invokes a Lambda function synchronously (RequestResponse)."""
+
+    def invoke(self, function_name: str, payload: Any) -> Any:
+        """Run the function on ``payload``; return its result or raise LambdaFunctionError."""
+        ...
+
+
+def new_request_id() -> str:
+    """A request id in Lambda's format (a UUID4)."""
+    return str(uuid.uuid4())
+
+
+@dataclass
+class InvocationRecord:
+    """One invocation as the run record stores it (times are epoch seconds)."""
+
+    function: str
+    request_id: str
+    start: float
+    end: float
+    duration_ms: float
+    billed_duration_ms: int
+    memory_size_mb: int
+    max_memory_used_mb: int
+    init_duration_ms: float | None
+    status: str  # "success" | "error" | "timeout"
+    error_type: str | None = None
+    log_group: str = ""
+    log_stream: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "InvocationRecord":
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
