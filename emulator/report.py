@@ -1,0 +1,64 @@
+"""What a finished run prints: the invocation table and the summary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from emulator.runrecord import RunRecord
+
+
+def invocation_table(record: RunRecord) -> Table:
+    """One row per invocation, the REPORT fields as CloudWatch has them."""
+    table = Table(title=f"Invocations ({len(record.invocations)})", header_style="bold")
+    for col in ("function", "request id", "duration ms", "billed ms", "memory MB", "max used MB", "init ms", "status"):
+        table.add_column(col, justify="right" if "ms" in col or "MB" in col else "left")
+    for inv in record.invocations:
+        status = inv.status if inv.status == "success" else f"[red]{inv.status} {inv.error_type or ''}[/red]"
+        table.add_row(
+            inv.function, inv.request_id[:8], f"{inv.duration_ms:.2f}", str(inv.billed_duration_ms),
+            str(inv.memory_size_mb), str(inv.max_memory_used_mb),
+            f"{inv.init_duration_ms:.2f}" if inv.init_duration_ms is not None else "-", status,
+        )
+    return table
+
+
+def summary_table(record: RunRecord) -> Table:
+    """The job's outcome: ranks, accuracy, throughput and timing."""
+    s: dict[str, Any] = record.summary
+    ex = record.execution
+    table = Table(title=f"Run {record.run_id} ({record.backend})", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    status = ex.get("status", "?")
+    table.add_row("execution", status if status == "SUCCEEDED" else f"[red]{status}[/red] {ex.get('error') or ''}")
+    if ex.get("cause"):
+        table.add_row("cause", str(ex["cause"])[:500])
+    if ex.get("start") and ex.get("stop"):
+        table.add_row("makespan", f"{ex['stop'] - ex['start']:.2f} s")
+    if s:
+        table.add_row("ranks ok", f"{len(s.get('ranks_ok', []))} / {s.get('world_size', '?')}")
+        if s.get("missing_ranks"):
+            table.add_row("missing ranks", ", ".join(map(str, s["missing_ranks"])))
+        if s.get("failed_ranks"):
+            table.add_row("failed ranks", "; ".join(f"{f['rank']}: {f.get('error')}" for f in s["failed_ranks"]))
+        for key, label, fmt in (("rows", "rows", "{:,}"), ("mae", "MAE (z)", "{:.4f}"), ("rmse", "RMSE (z)", "{:.4f}"),
+                                ("samples_per_second", "samples/s (sum over ranks)", "{:,.0f}")):
+            if s.get(key) is not None:
+                table.add_row(label, fmt.format(s[key]))
+    workers = record.invocations_of("worker")
+    if workers:
+        peak = max(inv.max_memory_used_mb for inv in workers)
+        cold = sum(1 for inv in workers if inv.init_duration_ms is not None)
+        table.add_row("worker invocations", f"{len(workers)} ({cold} cold), peak memory {peak} MB")
+    return table
+
+
+def print_run(record: RunRecord, run_dir: str, console: Console | None = None) -> None:
+    """Print the invocation table, the summary and where the record is."""
+    console = console or Console()
+    console.print(invocation_table(record))
+    console.print(summary_table(record))
+    console.print(f"run record: {run_dir}/record.json  logs: {run_dir}/logs/aws/lambda/")
