@@ -124,3 +124,27 @@ def test_unknown_function_and_reserved_concurrency_throttle():
             svc.invoke("one", {"seconds": 0})
         t.join()
     assert info.value.error_type == "Lambda.TooManyRequestsException"
+
+
+def test_boto3_lambda_invoke_against_the_invoke_api():
+    import base64
+    import json
+
+    import boto3
+
+    from emulator.lambda_runtime.invoke_api import InvokeAPIServer
+
+    functions = [fn("echo", "echo", timeout_s=10), fn("fail", "fail", timeout_s=10)]
+    with LambdaService(functions) as svc, InvokeAPIServer(svc) as api:
+        client = boto3.client("lambda", endpoint_url=api.endpoint_url, region_name="us-east-1",
+                              aws_access_key_id="x", aws_secret_access_key="x")
+        ok = client.invoke(FunctionName="echo", Payload=json.dumps({"k": 1}), LogType="Tail")
+        assert json.loads(ok["Payload"].read())["event"] == {"k": 1}
+        assert ok["StatusCode"] == 200 and "FunctionError" not in ok
+        assert "REPORT RequestId:" in base64.b64decode(ok["LogResult"]).decode()
+        bad = client.invoke(FunctionName="fail", Payload=b'{"why": "x"}')
+        assert bad["FunctionError"] == "Unhandled"
+        assert json.loads(bad["Payload"].read())["errorType"] == "ValueError"
+        with pytest.raises(client.exceptions.ResourceNotFoundException):
+            client.invoke(FunctionName="missing", Payload=b"{}")
+        assert client.invoke(FunctionName="echo", InvocationType="DryRun")["StatusCode"] == 204

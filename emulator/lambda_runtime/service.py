@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from emulator.cloudwatch import ReportLine, billed_duration_ms, end_line, report_line, start_line
@@ -25,6 +26,16 @@ EnvironmentFactory = Callable[[FunctionConfig], ExecutionEnvironment]
 
 DEFAULT_ACCOUNT_CONCURRENCY = 1000
 DEFAULT_IDLE_EXPIRY_S = 300.0
+
+
+@dataclass(frozen=True)
+class CompletedInvocation:
+    """An invocation that ran: its record, its result or error, and its log lines."""
+
+    record: InvocationRecord
+    payload: Any
+    error: LambdaFunctionError | None
+    log_lines: list[str]
 
 
 def _resolve_name(function_name: str) -> str:
@@ -126,11 +137,12 @@ class LambdaService:
         env.shutdown()
         self._file_lines(env)
 
-    def _file_lines(self, env: ExecutionEnvironment) -> None:
+    def _file_lines(self, env: ExecutionEnvironment) -> list[str]:
         lines = env.take_log_lines()
         if lines:
             with self._lock:
                 self.log_streams[(env.log_group, env.log_stream)].extend(lines)
+        return lines
 
     # -- invoke -----------------------------------------------------------------
     def invoke(self, function_name: str, payload: Any) -> Any:
@@ -138,6 +150,18 @@ class LambdaService:
 
         Raises:
             LambdaFunctionError: function error, timeout, OOM, throttle or unknown function.
+        """
+        done = self.invoke_with_record(function_name, payload)
+        if done.error is not None:
+            raise done.error
+        return done.payload
+
+    def invoke_with_record(self, function_name: str, payload: Any) -> "CompletedInvocation":
+        """Invoke and return the result or error with its record and log lines.
+
+        Raises:
+            LambdaFunctionError: only for errors before the function runs
+                (unknown function, throttling).
         """
         name = _resolve_name(function_name)
         fn = self.functions.get(name)
@@ -152,7 +176,7 @@ class LambdaService:
         finally:
             self._release(fn)
 
-    def _invoke_admitted(self, fn: FunctionConfig, payload: Any) -> Any:
+    def _invoke_admitted(self, fn: FunctionConfig, payload: Any) -> "CompletedInvocation":
         request_id = new_request_id()
         start_wall = time.time()
         env = self._take_warm(fn)
@@ -166,18 +190,13 @@ class LambdaService:
             except LambdaFunctionError as err:
                 # An INIT failure is reported on the invocation that needed it.
                 outcome = InvokeOutcome("error", None, err, 0.0, env.peak_memory_mb())
-                self._finish(fn, env, request_id, start_wall, outcome, env.init_duration_ms)
-                raise err
+                return self._finish(fn, env, request_id, start_wall, outcome, env.init_duration_ms)
         env.log(start_line(request_id))
         outcome = env.invoke(request_id, payload)
-        self._finish(fn, env, request_id, start_wall, outcome, init_ms)
-        if outcome.status == "success":
-            return outcome.payload
-        assert outcome.error is not None
-        raise outcome.error
+        return self._finish(fn, env, request_id, start_wall, outcome, init_ms)
 
     def _finish(self, fn: FunctionConfig, env: ExecutionEnvironment, request_id: str, start_wall: float,
-                outcome: InvokeOutcome, init_ms: float | None) -> None:
+                outcome: InvokeOutcome, init_ms: float | None) -> "CompletedInvocation":
         status = None if outcome.status == "success" else outcome.status
         error_type = outcome.error.error_type if outcome.error and outcome.status == "error" else None
         if outcome.status == "error" and outcome.error and outcome.error.error_type not in ("Runtime.OutOfMemory", "Runtime.ExitError"):
@@ -209,7 +228,7 @@ class LambdaService:
             log_group=env.log_group,
             log_stream=env.log_stream,
         )
-        self._file_lines(env)
+        lines = self._file_lines(env)
         reusable = env.healthy() and outcome.status != "timeout"
         with self._lock:
             self.records.append(record)
@@ -220,6 +239,7 @@ class LambdaService:
             self._retire(env)
         if self._on_record is not None:
             self._on_record(record)
+        return CompletedInvocation(record, outcome.payload, outcome.error, lines)
 
     def shutdown(self) -> None:
         """Stop every environment (idle ones now; busy ones are killed too)."""
