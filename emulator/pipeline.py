@@ -75,9 +75,11 @@ class JobConfig:
 
     def functions(self, environment: dict[str, str]) -> dict[str, FunctionConfig]:
         """The three functions by role, with ``environment`` (S3 endpoint etc.) set."""
+        names = function_names(self)
+
         def make(role: str, memory: int, timeout: float) -> FunctionConfig:
             return FunctionConfig(
-                name=f"{self.function_prefix}-{role}", handler=HANDLERS[role],
+                name=names[role], handler=HANDLERS[role],
                 memory_mb=memory, timeout_s=timeout, environment=dict(environment),
             )
 
@@ -100,8 +102,30 @@ class JobResult:
 
 
 def load_definition(path: Path = DEFINITION_PATH) -> dict[str, Any]:
-    """The deployed state machine definition, as JSON."""
-    return json.loads(path.read_text())
+    """A state machine definition file, as JSON.
+
+    Raises:
+        ValueError: the file is not JSON (the message says where).
+    """
+    try:
+        return json.loads(Path(path).read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON: {exc}") from exc
+
+
+def function_names(config: "JobConfig") -> dict[str, str]:
+    """Function name per role."""
+    return {role: f"{config.function_prefix}-{role}" for role in FUNCTION_ROLES}
+
+
+def substitutions_for(names: dict[str, str]) -> dict[str, str]:
+    """Definition substitutions (``${WorkerFunctionArn}`` ...) for these function names."""
+    return {SUBSTITUTION_KEYS[role]: function_arn(name) for role, name in names.items()}
+
+
+def placeholder_substitutions() -> dict[str, str]:
+    """Substitutions good enough to validate a definition before a run."""
+    return substitutions_for({role: f"lambdatwin-{role}" for role in FUNCTION_ROLES})
 
 
 def ensure_dataset(config: JobConfig, cache_dir: Path = DEFAULT_DATA_CACHE,
@@ -154,6 +178,7 @@ def run_job(
     on_history_event: Callable[[dict[str, Any]], None] | None = None,
     on_invocation: Callable[[InvocationRecord], None] | None = None,
     extra_config: dict[str, Any] | None = None,
+    definition: dict[str, Any] | None = None,
 ) -> JobResult:
     """Run the state machine over data already in S3 and write ``runs/<id>/``.
 
@@ -168,9 +193,8 @@ def run_job(
     run_id = run_id or new_run_id()
     run_dir = Path(runs_dir) / run_id
     functions = config.functions(function_environment)
-    definition = load_definition()
-    substitutions = {SUBSTITUTION_KEYS[role]: function_arn(fn.name) for role, fn in functions.items()}
-    machine = StateMachine(definition, substitutions=substitutions)
+    machine = StateMachine(definition or load_definition(),
+                           substitutions=substitutions_for({role: fn.name for role, fn in functions.items()}))
     prefix = config.data_prefix or f"data/{config.dataset_id}/"
     result_prefix = f"runs/{run_id}/results"
     execution_input = {

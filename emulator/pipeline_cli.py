@@ -51,6 +51,8 @@ def add_job_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--comm", choices=("none", "direct", "relay"), default="none",
                    help="collectives between workers via the rendezvous server (default none)")
     p.add_argument("--seed", type=int, default=0, help="data seed (default 0)")
+    p.add_argument("--definition", type=Path, default=None,
+                   help="ASL state machine file (default statemachines/data_parallel.asl.json)")
     p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run records go (default ./runs)")
     p.add_argument("--data-cache", type=Path, default=None, help="where generated datasets are kept (default ~/.cache/lambdatwin/datasets)")
 
@@ -101,6 +103,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from emulator.lambda_runtime.environment import ProcessEnvironment
     from emulator.report import print_run
     from emulator.s3server import LocalS3Server
+    from emulator.stepfunctions import DefinitionError, StateMachine
 
     console = Console()
     err = Console(stderr=True)
@@ -108,6 +111,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         config = job_config_from_args(args)
     except ValueError as exc:
         err.print(f"[red]error:[/red] {exc}")
+        return 2
+    try:
+        definition = pipeline.load_definition(args.definition or pipeline.DEFINITION_PATH)
+        StateMachine(definition, substitutions=pipeline.placeholder_substitutions())
+    except (OSError, ValueError, DefinitionError) as exc:
+        err.print(f"[red]error:[/red] state machine definition {args.definition or pipeline.DEFINITION_PATH}: {exc}")
         return 2
     cache = args.data_cache or pipeline.DEFAULT_DATA_CACHE
     with ExitStack() as stack:
@@ -135,7 +144,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             result = pipeline.run_job(
                 config, backend="local", s3_client=s3.client(), function_environment=s3.client_environment(),
                 environment_factory=ProcessEnvironment, runs_dir=args.runs_dir, rendezvous=rendezvous,
-                on_invocation=on_invocation,
+                on_invocation=on_invocation, definition=definition,
             )
     print_run(result.record, str(result.run_dir), console)
     if result.status != "SUCCEEDED":
