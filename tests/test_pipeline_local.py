@@ -60,7 +60,8 @@ def test_cli_run_completes_every_rank_with_measured_report_lines(tmp_path, capsy
 
 
 def test_worker_past_its_timeout_fails_the_run_and_names_the_ranks(tmp_path, s3_server):
-    result = run_small(tmp_path, s3_server, small_config(worker_timeout_s=1, batch_size=1))
+    # 20 ms cannot fit creating an S3 client, building the model and reading a partition.
+    result = run_small(tmp_path, s3_server, small_config(worker_timeout_s=0.02, batch_size=1))
     assert result.status == "FAILED" and result.error == "RanksFailed"
     summary = result.record.summary
     assert summary["complete"] is False

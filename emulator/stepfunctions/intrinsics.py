@@ -1,0 +1,187 @@
+"""Intrinsic functions (``States.Format('{} of {}', $.a, $.b)`` ...)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import random
+import re
+import uuid
+from typing import Any, Callable
+
+from emulator.stepfunctions.errors import INTRINSIC_FAILURE, RUNTIME, StatesError
+from emulator.stepfunctions.paths import evaluate
+
+_NAME = re.compile(r"States\.[A-Za-z0-9]+")
+_NUMBER = re.compile(r"-?\d+(\.\d+)?([eE][+-]?\d+)?")
+_PATH = re.compile(r"\$\$?[^,()\s]*")
+
+
+def is_intrinsic(text: str) -> bool:
+    return text.startswith("States.") and text.rstrip().endswith(")")
+
+
+class _Parser:
+    def __init__(self, text: str, data: Any, context: Any) -> None:
+        self.text, self.pos, self.data, self.context = text, 0, data, context
+
+    def fail(self, why: str) -> StatesError:
+        return StatesError(INTRINSIC_FAILURE, f"{why} at position {self.pos} of {self.text!r}")
+
+    def skip(self) -> None:
+        while self.pos < len(self.text) and self.text[self.pos].isspace():
+            self.pos += 1
+
+    def call(self) -> Any:
+        self.skip()
+        m = _NAME.match(self.text, self.pos)
+        if not m:
+            raise self.fail("expected an intrinsic function name")
+        name = m.group(0)
+        self.pos = m.end()
+        if self.text[self.pos:self.pos + 1] != "(":
+            raise self.fail("expected '('")
+        self.pos += 1
+        args: list[Any] = []
+        self.skip()
+        if self.text[self.pos:self.pos + 1] == ")":
+            self.pos += 1
+        else:
+            while True:
+                args.append(self.arg())
+                self.skip()
+                ch = self.text[self.pos:self.pos + 1]
+                self.pos += 1
+                if ch == ")":
+                    break
+                if ch != ",":
+                    raise self.fail("expected ',' or ')'")
+        fn = FUNCTIONS.get(name)
+        if fn is None:
+            raise StatesError(INTRINSIC_FAILURE, f"unknown intrinsic function {name}")
+        try:
+            return fn(*args)
+        except StatesError:
+            raise
+        except (TypeError, ValueError, IndexError, KeyError) as exc:
+            raise StatesError(INTRINSIC_FAILURE, f"{name}: {exc}") from exc
+
+    def arg(self) -> Any:
+        self.skip()
+        ch = self.text[self.pos:self.pos + 1]
+        if ch == "'":
+            return self.string()
+        if ch == "$":
+            m = _PATH.match(self.text, self.pos)
+            self.pos = m.end()
+            return evaluate(m.group(0), self.data, self.context)
+        if self.text.startswith("States.", self.pos):
+            return self.call()
+        for word, value in (("null", None), ("true", True), ("false", False)):
+            if self.text.startswith(word, self.pos):
+                self.pos += len(word)
+                return value
+        m = _NUMBER.match(self.text, self.pos)
+        if m:
+            self.pos = m.end()
+            return json.loads(m.group(0))
+        raise self.fail("expected a string, number, path or function")
+
+    def string(self) -> str:
+        self.pos += 1
+        out = []
+        while self.pos < len(self.text):
+            ch = self.text[self.pos]
+            if ch == "\\" and self.pos + 1 < len(self.text):
+                out.append(self.text[self.pos + 1])
+                self.pos += 2
+                continue
+            if ch == "'":
+                self.pos += 1
+                return "".join(out)
+            out.append(ch)
+            self.pos += 1
+        raise self.fail("unterminated string")
+
+
+def call_intrinsic(text: str, data: Any, context: Any) -> Any:
+    """Evaluate an intrinsic function call against the state's data and context."""
+    parser = _Parser(text.strip(), data, context)
+    value = parser.call()
+    parser.skip()
+    if parser.pos != len(parser.text):
+        raise parser.fail("unexpected text after the call")
+    return value
+
+
+def _format(template: str, *args: Any) -> str:
+    parts = re.split(r"(?<!\\)\{\}", template)
+    if len(parts) - 1 != len(args):
+        raise ValueError(f"{len(parts) - 1} placeholders but {len(args)} arguments")
+    out = parts[0]
+    for arg, part in zip(args, parts[1:]):
+        out += (arg if isinstance(arg, str) else json.dumps(arg)) + part
+    return out.replace("\\{", "{").replace("\\}", "}")
+
+
+def _partition(items: list, size: int) -> list[list]:
+    if size <= 0:
+        raise ValueError("chunk size must be positive")
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def _range(start: int, end: int, step: int) -> list[int]:
+    if step == 0:
+        raise ValueError("step must not be 0")
+    out = list(range(int(start), int(end) + (1 if step > 0 else -1), int(step)))
+    if len(out) > 1000:
+        raise ValueError("States.ArrayRange is limited to 1000 elements")
+    return out
+
+
+def _hash(data: Any, algorithm: str) -> str:
+    algorithms = {"MD5": hashlib.md5, "SHA-1": hashlib.sha1, "SHA-256": hashlib.sha256,
+                  "SHA-384": hashlib.sha384, "SHA-512": hashlib.sha512}
+    if algorithm not in algorithms:
+        raise ValueError(f"hash algorithm {algorithm!r} must be one of {', '.join(algorithms)}")
+    text = data if isinstance(data, str) else json.dumps(data)
+    return algorithms[algorithm](text.encode()).hexdigest()
+
+
+def _merge(a: dict, b: dict, deep: bool) -> dict:
+    if deep:
+        raise ValueError("States.JsonMerge supports shallow merge only (third argument false), as AWS does")
+    return {**a, **b}
+
+
+def _unique(items: list) -> list:
+    out: list = []
+    for item in items:
+        if item not in out:
+            out.append(item)
+    return out
+
+
+FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "States.Format": _format,
+    "States.StringToJson": lambda s: json.loads(s),
+    "States.JsonToString": lambda v: json.dumps(v, separators=(",", ":")),
+    "States.Array": lambda *a: list(a),
+    "States.ArrayPartition": _partition,
+    "States.ArrayContains": lambda a, v: v in a,
+    "States.ArrayRange": _range,
+    "States.ArrayGetItem": lambda a, i: a[int(i)],
+    "States.ArrayLength": lambda a: len(a),
+    "States.ArrayUnique": _unique,
+    "States.Base64Encode": lambda s: base64.b64encode(s.encode()).decode(),
+    "States.Base64Decode": lambda s: base64.b64decode(s).decode(),
+    "States.Hash": _hash,
+    "States.JsonMerge": _merge,
+    "States.MathRandom": lambda lo, hi, seed=None: random.Random(seed).randint(int(lo), int(hi) - 1),
+    "States.MathAdd": lambda a, b: a + b,
+    "States.StringSplit": lambda s, sep: [p for p in re.split("|".join(map(re.escape, sep)), s) if p] if sep else [s],
+    "States.UUID": lambda: str(uuid.uuid4()),
+}
+
+__all__ = ["call_intrinsic", "is_intrinsic", "FUNCTIONS", "RUNTIME"]
