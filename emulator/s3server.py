@@ -8,10 +8,10 @@ share one bucket namespace.
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -47,6 +47,7 @@ class LocalS3Server:
         self.port = port or free_port(host)
         self.startup_timeout_s = startup_timeout_s
         self._proc: subprocess.Popen[bytes] | None = None
+        self._log = None  # the server's request log (a temp file)
 
     @property
     def endpoint_url(self) -> str:
@@ -60,11 +61,14 @@ class LocalS3Server:
         if self._proc is not None:
             return self
         cmd = [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)]
-        self._proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # moto logs every request; a file (not a pipe nobody drains) keeps it from blocking.
+        self._log = tempfile.TemporaryFile()
+        self._proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self._log)
         deadline = time.monotonic() + self.startup_timeout_s
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                err = self._proc.stderr.read().decode(errors="replace") if self._proc.stderr else ""
+                self._log.seek(0)
+                err = self._log.read().decode(errors="replace")
                 raise RuntimeError(f"local S3 endpoint (moto server) exited at start on port {self.port}: {err[-2000:]}")
             try:
                 urllib.request.urlopen(f"{self.endpoint_url}/moto-api/", timeout=1).close()
@@ -86,8 +90,7 @@ class LocalS3Server:
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()
-        if self._proc.stderr:
-            self._proc.stderr.close()
+        self._log.close()
         self._proc = None
 
     def client(self):  # -> botocore S3 client
