@@ -105,7 +105,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from emulator.s3server import LocalS3Server
     from emulator.stepfunctions import DefinitionError, StateMachine
 
-    console = Console()
+    console = Console(width=None if Console().is_terminal else 140)
     err = Console(stderr=True)
     try:
         config = job_config_from_args(args)

@@ -18,7 +18,7 @@ def invocation_table(record: RunRecord) -> Table:
     for inv in record.invocations:
         status = inv.status if inv.status == "success" else f"[red]{inv.status} {inv.error_type or ''}[/red]"
         table.add_row(
-            inv.function, inv.request_id[:8], f"{inv.duration_ms:.2f}", str(inv.billed_duration_ms),
+            inv.function.split("-", 1)[-1], inv.request_id[:8], f"{inv.duration_ms:.2f}", str(inv.billed_duration_ms),
             str(inv.memory_size_mb), str(inv.max_memory_used_mb),
             f"{inv.init_duration_ms:.2f}" if inv.init_duration_ms is not None else "-", status,
         )
@@ -58,7 +58,7 @@ def summary_table(record: RunRecord) -> Table:
 
 def print_run(record: RunRecord, run_dir: str, console: Console | None = None) -> None:
     """Print the invocation table, the summary and where the record is."""
-    console = console or Console()
+    console = console or Console(width=None if Console().is_terminal else 140)
     console.print(invocation_table(record))
     console.print(summary_table(record))
     console.print(f"run record: {run_dir}/record.json  logs: {run_dir}/logs/aws/lambda/")
