@@ -181,7 +181,10 @@ class _Simulation:
         init = self._init_s() if cold else 0.0
         if cold and function == "worker":
             handler_s += self.params.model_load_s
-        handler_s *= math.exp(self.spec.noise_sigma * self.rng.standard_normal()) if self.spec.noise_sigma else 1.0
+        noise = math.exp(self.spec.noise_sigma * self.rng.standard_normal()) if self.spec.noise_sigma else 1.0
+        handler_s *= noise
+        if parts:  # keep the phase split consistent with the noisy total
+            parts = {k: v * noise if k.endswith("_s") else v for k, v in parts.items()}
         status, error = "success", None
         timeout = self.spec.timeout_s if function == "worker" else 60.0
         if function == "worker" and self.params.memory_need_mb > memory_mb:
