@@ -121,7 +121,7 @@ class _Lambda:
             self.throttles += 1
             return None
         pool = self.idle.setdefault(function, deque())
-        while pool and self.env.now - pool[-1] > self.spec.idle_expiry_s:
+        while pool and self.env.now - pool[-1] >= self.spec.idle_expiry_s:
             pool.pop()
         if pool:
             pool.pop()
