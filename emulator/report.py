@@ -48,6 +48,10 @@ def summary_table(record: RunRecord) -> Table:
                                 ("samples_per_second", "samples/s (sum over ranks)", "{:,.0f}")):
             if s.get(key) is not None:
                 table.add_row(label, fmt.format(s[key]))
+    from sim.prices import PriceTable, bill_for_record
+
+    bill = bill_for_record(record, PriceTable())
+    table.add_row("AWS cost estimate", f"${bill.total:.6f} (from REPORT billed durations, prices {bill.prices_as_of})")
     workers = record.invocations_of("worker")
     if workers:
         peak = max(inv.max_memory_used_mb for inv in workers)
