@@ -130,7 +130,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                                     lambda d, t: bar.update(up, completed=d))
         rendezvous = None
         if config.comm != "none":
-            from rendezvous.process import RendezvousProcess
+            from emulator.rendezvous_process import RendezvousProcess
 
             rendezvous = stack.enter_context(RendezvousProcess()).address
         world = config.workers or len(files)

@@ -113,3 +113,15 @@ def test_invalid_definition_is_a_clear_cli_error(tmp_path, capsys):
 def test_bad_sizes_are_clear_cli_errors(tmp_path, capsys):
     assert main(["run", "--data-size", "lots", "--runs-dir", str(tmp_path)]) == 2
     assert "not understood" in capsys.readouterr().err
+
+
+def test_run_with_collectives_puts_global_metrics_on_rank_0(tmp_path, capsys):
+    code = main(["run", "--workers", "3", "--data-size", "3MB", "--batch-size", "64", "--comm", "direct",
+                 "--runs-dir", str(tmp_path / "runs"), "--data-cache", str(tmp_path / "cache")])
+    assert code == 0, capsys.readouterr().out
+    [run_dir] = list((tmp_path / "runs").iterdir())
+    record = runrecord.load(run_dir)
+    ranks = {r["rank"]: r for r in record.summary["ranks"]}
+    assert ranks[0]["comm"]["global"]["rows"] == record.summary["rows"]
+    assert ranks[0]["comm"]["global"]["mae"] == pytest.approx(record.summary["mae"])
+    assert all(set(r["comm"]["pairs"].values()) == {"direct"} for r in ranks.values())
