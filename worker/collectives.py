@@ -331,7 +331,7 @@ class Communicator:
         for step in range(p - 1):  # reduce-scatter
             incoming = self.sendrecv(chunk(r - step), right, left)
             target = chunk(r - step - 1)
-            target[:] = fn(target, incoming)
+            fn(target, incoming, out=target)  # in place: no temporary per step
         for step in range(p - 1):  # allgather
             incoming = self.sendrecv(chunk(r + 1 - step), right, left)
             chunk(r - step)[:] = incoming
