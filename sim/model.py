@@ -19,7 +19,7 @@ import numpy as np
 import simpy
 
 from sim.params import ModelParams
-from sim.prices import Bill, PriceTable, Usage, bill_for_usage
+from sim.prices import Bill, PriceTable, Usage, bill_for_usage, s3_requests
 
 BYTES_PER_SAMPLE = 81944  # worker/partitions.py: float32 5x64x64 image + 5 magnitudes + redshift
 LOG_BYTES_PER_INVOCATION = 600.0
@@ -306,7 +306,7 @@ class _Simulation:
             sfn_express_requests=world if spec.express_children else 0,
             sfn_express_gb_hours=(sum(math.ceil(i["duration_s"] * 10) / 10 for i in self.worker_invocations()) * 64 / 1024 / 3600
                                   if spec.express_children else 0.0),
-            s3_put_list=world + 4 + math.ceil(spec.partitions / 1000), s3_get=spec.partitions + 2 * world + 2,
+            s3_put_list=s3_requests(world, spec.partitions)[0], s3_get=s3_requests(world, spec.partitions)[1],
             fargate_seconds=makespan if spec.comm in ("direct", "relay") else 0.0,
             log_bytes=LOG_BYTES_PER_INVOCATION * len(self.invocations), arch=spec.arch,
         )

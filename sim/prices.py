@@ -159,6 +159,13 @@ def bill_for_usage(usage: Usage, prices: PriceTable, *, free_tier: bool = False)
     return bill
 
 
+def s3_requests(world: int, partitions: int) -> tuple[int, int]:
+    """(PUT/LIST, GET) requests of one job: listing, assignment, results, summary, Map result files; reads."""
+    put_list = world + 4 + max(1, math.ceil(partitions / 1000))
+    get = partitions + 2 * world + 2  # partitions, each result twice (exists + read), assignment, manifest
+    return put_list, get
+
+
 def usage_from_record(record: RunRecord) -> Usage:
     """What a measured run consumed, from its REPORT fields, history and logs."""
     gb_s = sum(inv.billed_duration_ms / 1000.0 * inv.memory_size_mb / 1024.0 for inv in record.invocations)
@@ -174,10 +181,10 @@ def usage_from_record(record: RunRecord) -> Usage:
         log_bytes = 600.0 * len(record.invocations)
     makespan = (record.execution.get("stop") or 0) - (record.execution.get("start") or 0)
     uses_rendezvous = record.config.get("comm", "none") not in (None, "none")
+    put_list, get = s3_requests(world, partitions)
     return Usage(
         lambda_gb_seconds=gb_s, lambda_requests=len(record.invocations), sfn_transitions=transitions,
-        s3_put_list=world + 4 + max(1, math.ceil(partitions / 1000)), s3_get=partitions + 2 * world + 2,
-        fargate_seconds=makespan if uses_rendezvous else 0.0, log_bytes=log_bytes,
+        s3_put_list=put_list, s3_get=get, fargate_seconds=makespan if uses_rendezvous else 0.0, log_bytes=log_bytes,
         arch=str(record.config.get("arch", "x86_64")),
     )
 
