@@ -300,13 +300,14 @@ class _Simulation:
         gb_s = sum(inv["billed_ms"] / 1000.0 * inv["memory_mb"] / 1024.0 for inv in self.invocations)
         makespan = float(self.env.now)
         world = spec.world
+        put_list, get = s3_requests(world, spec.partitions)
         usage = Usage(
             lambda_gb_seconds=gb_s, lambda_requests=len(self.invocations),
             sfn_transitions=0 if spec.express_children else self.transitions,
             sfn_express_requests=world if spec.express_children else 0,
             sfn_express_gb_hours=(sum(math.ceil(i["duration_s"] * 10) / 10 for i in self.worker_invocations()) * 64 / 1024 / 3600
                                   if spec.express_children else 0.0),
-            s3_put_list=s3_requests(world, spec.partitions)[0], s3_get=s3_requests(world, spec.partitions)[1],
+            s3_put_list=put_list, s3_get=get,
             fargate_seconds=makespan if spec.comm in ("direct", "relay") else 0.0,
             log_bytes=LOG_BYTES_PER_INVOCATION * len(self.invocations), arch=spec.arch,
         )
