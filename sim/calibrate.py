@@ -40,6 +40,7 @@ class Observation:
     compute_s: float | None = None
     read_s: float | None = None
     load_s: float | None = None
+    pairing_s: float | None = None  # per pairing round, from the rank's collectives
 
     def speedup(self, params: ModelParams) -> float:
         memory = self.cpus * MB_PER_VCPU if self.cpus else self.memory_mb
@@ -61,9 +62,17 @@ def observations_from_record(record: RunRecord) -> list[Observation]:
             cpus=rank.get("cpus"), duration_s=inv.duration_ms / 1000.0, cold=inv.init_duration_ms is not None,
             init_s=inv.init_duration_ms / 1000.0 if inv.init_duration_ms is not None else None,
             compute_s=rank.get("compute_seconds"), read_s=rank.get("s3_read_seconds"),
-            load_s=rank.get("model_load_seconds"),
+            load_s=rank.get("model_load_seconds"), pairing_s=_pairing_round_s(rank, record),
         ))
     return out
+
+
+def _pairing_round_s(rank: dict, record: RunRecord) -> float | None:
+    comm = rank.get("comm") or {}
+    world = int(record.summary.get("world_size") or 0)
+    if not comm.get("pairing_seconds") or world < 2:
+        return None
+    return comm["pairing_seconds"] / math.ceil(math.log2(world))
 
 
 def observations_from_cloudwatch(lines: Iterable[str], partition_size_bytes: int, run: str = "cloudwatch") -> list[Observation]:
@@ -111,6 +120,9 @@ def fit(observations: list[Observation], base: ModelParams | None = None) -> Mod
         params.compute_s_per_sample_vcpu = slope
         params.s3_bandwidth_bytes_s, params.s3_first_byte_s, params.model_load_s = math.inf, 0.0, 0.0
         params.source = "worker durations only (S3 read folded into the per-sample cost)"
+    pairings = [o.pairing_s for o in observations if o.pairing_s]
+    if pairings:
+        params.pairing_latency_s = statistics.median(pairings)
     inits = [o.init_s for o in observations if o.init_s]
     if inits:
         logs = np.log(inits)

@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _job_arguments(sim)
     sim.add_argument("--partition-size", default="25MB", help="partition size (default 25MB)")
     sim.add_argument("--memory", type=int, default=2048, help="worker MemorySize in MB (default 2048)")
-    sim.add_argument("--max-concurrency", type=int, default=None, help="Map MaxConcurrency (default: account concurrency)")
+    sim.add_argument("--max-concurrency", type=int, default=None, help="Map MaxConcurrency (default 10000, as Distributed Map; above the account concurrency, invocations are throttled)")
     sim.add_argument("--seeds", type=int, default=5, help="simulations with seeds 0..N-1 (default 5)")
     sim.add_argument("--gantt", type=Path, default=None, help="write a Gantt timeline (PNG+SVG) into this folder")
     sim.set_defaults(func=cmd_simulate)

@@ -34,7 +34,7 @@ class JobSpec:
     workers: int | None = None  # world size; None = one per partition
     memory_mb: int = 2048
     timeout_s: float = 900.0
-    max_concurrency: int | None = None  # Map MaxConcurrency; None = the account concurrency
+    max_concurrency: int | None = None  # Map MaxConcurrency; None = Distributed Map's default, 10,000
     account_concurrency: int = 1000
     reserved_concurrency: int | None = None
     burst: int = 1000  # new environments available at once
@@ -286,7 +286,7 @@ class _Simulation:
         yield self.env.timeout(p.transition_latency_s)
         world = spec.world
         self.next_rank, self.next_launch = 0, self.env.now
-        slots = max(1, min(spec.max_concurrency or spec.account_concurrency, 10_000, world))
+        slots = max(1, min(spec.max_concurrency or 10_000, 10_000, world))
         yield simpy.AllOf(self.env, [self.env.process(self.map_slot()) for _ in range(slots)])
         self.transitions += 1
         yield self.env.timeout(p.transition_latency_s)

@@ -71,7 +71,7 @@ def test_deterministic_for_a_seed_and_different_across_seeds():
 
 def test_concurrency_limit_and_scaling_rate_show_in_the_timeline():
     # 3,000 workers, MaxConcurrency 1,000: never more than 1,000 run; the second wave reuses warm environments.
-    result = simulate(spec(3000), seed=0)
+    result = simulate(spec(3000, max_concurrency=1000), seed=0)
     assert result.peak_concurrency == 1000 and result.items_failed == 0
     assert result.cold_starts == 1000  # 1,000 environments, then warm reuse
     assert max(running for _, running in result.concurrency) == 1000
@@ -83,7 +83,7 @@ def test_concurrency_limit_and_scaling_rate_show_in_the_timeline():
 
 
 def test_over_the_account_limit_throttles_and_fails_items_like_the_asl_retry():
-    result = simulate(spec(3000, max_concurrency=3000), seed=0)
+    result = simulate(spec(3000), seed=0)  # Distributed Map's default MaxConcurrency (10,000) > 1,000
     assert result.throttles > 0 and result.items_failed > 0 and result.peak_concurrency == 1000
 
 
@@ -136,13 +136,15 @@ def synthetic_record(run_id: str, truth: ModelParams, sizes_mb: list[int], memor
         invs.append(InvocationRecord("w", rid, 0, duration, duration * 1000, math.ceil(duration * 1000), memory_mb, 500,
                                      truth.init_median_s * 1000 * (1.1 if i % 2 else 0.9), "success"))
         ranks.append({"request_id": rid, "rows": rows, "bytes_read": nbytes, "cpus": cpus, "compute_seconds": compute,
-                      "s3_read_seconds": read, "model_load_seconds": truth.model_load_s})
-    return RunRecord(run_id, "local", functions={"w": {"role": "worker"}}, invocations=invs, summary={"ranks": ranks})
+                      "s3_read_seconds": read, "model_load_seconds": truth.model_load_s,
+                      "comm": {"pairing_seconds": 2 * truth.pairing_latency_s}})
+    return RunRecord(run_id, "local", functions={"w": {"role": "worker"}}, invocations=invs,
+                     summary={"ranks": ranks, "world_size": len(sizes_mb)})
 
 
 def test_calibration_recovers_known_parameters(tmp_path):
     truth = ModelParams(compute_s_per_sample_vcpu=0.0123, s3_bandwidth_bytes_s=55e6, model_load_s=0.4, overhead_s=0.07,
-                        init_median_s=2.2)
+                        init_median_s=2.2, pairing_latency_s=0.031)
     for name, sizes in (("a", [5, 10, 20]), ("b", [15, 25, 40])):
         save(synthetic_record(name, truth, sizes), tmp_path / name)
     obs = load_observations([tmp_path / "a", tmp_path / "b"])
@@ -152,6 +154,7 @@ def test_calibration_recovers_known_parameters(tmp_path):
     assert fitted.model_load_s == pytest.approx(0.4) and fitted.overhead_s == pytest.approx(0.07, abs=2e-3)
     inits = [o.init_s for o in obs]
     assert fitted.init_median_s == pytest.approx(math.exp(sum(map(math.log, inits)) / len(inits)))
+    assert fitted.pairing_latency_s == pytest.approx(0.031)  # 3 ranks: 2 pairing rounds
     assert fitted.residuals["mape_pct"] < 1.0
     assert all(err["mape_pct"] < 1.0 for err in cross_validate(obs).values())
 
