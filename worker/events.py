@@ -21,11 +21,21 @@ def require(event: Any, field: str, kind: type | tuple[type, ...]) -> Any:
     if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
         names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
         raise EventError(f"{field!r} must be {names}, got {value!r}")
+    if isinstance(value, str) and not value.strip():
+        raise EventError(f"{field!r} must not be empty")
+    return value
+
+
+def string_list(event: dict, field: str) -> list[str]:
+    """``event[field]``: a non-empty list of non-empty strings."""
+    value = require(event, field, list)
+    if not value or not all(isinstance(v, str) and v for v in value):
+        raise EventError(f"{field!r} must be a non-empty list of S3 keys, got {value!r}"[:300])
     return value
 
 
 def optional_int(event: dict, field: str, default: int | None, minimum: int) -> int | None:
-    """An optional integer field with a lower bound."""
+    """An optional integer field with a lower bound (absent or null gives ``default``)."""
     value = event.get(field, default)
     if value is None:
         return default
@@ -37,7 +47,7 @@ def optional_int(event: dict, field: str, default: int | None, minimum: int) -> 
 
 
 def comm_mode(event: dict) -> str:
-    """The collectives mode, checked against the rendezvous address."""
+    """The collectives mode (absent or null is ``none``), checked against the rendezvous address."""
     mode = event.get("comm") or "none"
     if mode not in COMM_MODES:
         raise EventError(f"'comm' must be one of {', '.join(COMM_MODES)}, got {mode!r}")

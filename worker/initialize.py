@@ -1,8 +1,8 @@
 """``Initialize``: list the partitions, assign them to ranks, write the Map's items.
 
-Input: the execution input (docs/ARCHITECTURE.md). Output: the job
-description the Map and Summarize read, with ``assignment_key`` pointing to
-the JSON array of per-rank items.
+Input: the execution input (docs/ARCHITECTURE.md). Writes
+``<result_prefix>/assignment.json`` (a JSON array, one item per rank) and
+returns the job description the Map and Summarize read.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from worker.events import EventError, comm_mode, optional_int, require
 log = logging.getLogger(__name__)
 log.setLevel(logging.INFO)
 PARTITION_SUFFIX = ".pt"
+DEFAULT_BATCH_SIZE = 512
 
 
 class NoPartitionsError(ValueError):
@@ -23,7 +24,14 @@ class NoPartitionsError(ValueError):
 
 
 def assign(keys: list[str], world_size: int) -> list[list[str]]:
-    """Contiguous, balanced split: the first ``len % world`` ranks get one more key."""
+    """Contiguous runs of keys per rank, at most ``ceil(len / world)`` each and none empty.
+
+    The first ``len % world`` ranks take one key more than the rest, so 10 keys
+    on 4 ranks are 3, 3, 2, 2 (a plain ceiling chunking would give 3, 3, 3, 1).
+
+    Raises:
+        EventError: more ranks than keys (a rank would have nothing to do).
+    """
     if world_size > len(keys):
         raise EventError(f"world_size {world_size} is larger than the {len(keys)} partitions; "
                          "use at most one rank per partition")
@@ -37,17 +45,26 @@ def assign(keys: list[str], world_size: int) -> list[list[str]]:
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Lambda entry point: validate the execution input, assign partitions, write ``assignment.json``.
+
+    Raises:
+        EventError: a missing or invalid field (named in the message).
+        S3AccessError: the bucket or model weights do not exist or cannot be read.
+        NoPartitionsError: no ``.pt`` objects under the prefix.
+    """
     bucket = require(event, "bucket", str)
     prefix = event.get("prefix") or ""
+    if not isinstance(prefix, str):
+        raise EventError(f"'prefix' must be a string, got {prefix!r}")
     result_prefix = require(event, "result_prefix", str).rstrip("/")
-    batch_size = optional_int(event, "batch_size", 512, 1)
+    batch_size = optional_int(event, "batch_size", DEFAULT_BATCH_SIZE, 1)
     world_size = optional_int(event, "world_size", None, 1)
-    max_concurrency = optional_int(event, "max_concurrency", 0, 0)
+    max_concurrency = optional_int(event, "max_concurrency", 0, 0)  # 0: the Map's own limit
     comm = comm_mode(event)
+    model_key = event.get("model_key") or None
     job_id = event.get("job_id") or getattr(context, "aws_request_id", None) or "job"
 
-    client = s3io.s3_client()
-    keys = sorted(s3io.iter_keys(client, bucket, prefix, PARTITION_SUFFIX))
+    keys = s3io.list_keys(bucket, prefix, PARTITION_SUFFIX)
     if not keys:
         raise NoPartitionsError(f"no {PARTITION_SUFFIX} partitions under s3://{bucket}/{prefix}; "
                                 "upload data there (lambdatwin generate) or fix 'prefix'")
@@ -56,6 +73,11 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         raise EventError(f"comm={comm!r} needs all {world} ranks running at once, "
                          f"but max_concurrency is {max_concurrency}; raise it or set comm to 'none'")
     shares = assign(keys, world)
+    if model_key and not s3io.exists(bucket, model_key):
+        # Fail here once rather than in every worker.
+        raise s3io.S3AccessError(f"model weights s3://{bucket}/{model_key} do not exist; "
+                                 "upload them or fix 'model_key'")
+
     items = []
     for rank, rank_keys in enumerate(shares):
         item = {
@@ -63,12 +85,13 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             "batch_size": batch_size, "result_prefix": result_prefix, "comm": comm,
             "rendezvous": event.get("rendezvous"), "job_id": job_id,
         }
-        if event.get("model_key"):
-            item["model_key"] = event["model_key"]
+        if model_key:
+            item["model_key"] = model_key
         items.append(item)
     assignment_key = f"{result_prefix}/assignment.json"
-    s3io.put_json(client, bucket, assignment_key, items)
-    log.info("assigned %d partitions to %d ranks; items at s3://%s/%s", len(keys), world, bucket, assignment_key)
+    s3io.put_json(bucket, assignment_key, items)
+    log.info("job %s: %d partitions under s3://%s/%s on %d ranks (%d-%d each); items at s3://%s/%s",
+             job_id, len(keys), bucket, prefix, world, len(shares[-1]), len(shares[0]), bucket, assignment_key)
     return {
         "bucket": bucket, "prefix": prefix, "world_size": world, "max_concurrency": max_concurrency,
         "result_prefix": result_prefix, "job_id": job_id, "assignment_key": assignment_key,

@@ -39,7 +39,7 @@ class ViTEncoder(nn.Module):
         super().__init__()
         n_patches = (CROP_SIZE // patch) ** 2
         self.embed = nn.Conv2d(BANDS, dim, kernel_size=patch, stride=patch)
-        self.position = nn.Parameter(torch.zeros(1, n_patches, dim))
+        self.position = nn.Parameter(0.02 * torch.randn(1, n_patches, dim))  # ViT-style small random init
         layer = nn.TransformerEncoderLayer(dim, heads, dim_feedforward=2 * dim, dropout=0.0,
                                            batch_first=True, norm_first=True)
         self.blocks = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
@@ -92,7 +92,11 @@ class RedshiftRegressor(nn.Module):
 
 
 def build_model(seed: int = 0) -> RedshiftRegressor:
-    """A model with deterministic initial weights for ``seed``, in eval mode."""
+    """A model with deterministic initial weights for ``seed``, in eval mode.
+
+    The global RNG is seeded only while the layers are built and then restored,
+    so building a model never changes the caller's random stream.
+    """
     generator_state = torch.random.get_rng_state()
     try:
         torch.manual_seed(seed)
@@ -102,24 +106,39 @@ def build_model(seed: int = 0) -> RedshiftRegressor:
     return model.eval()
 
 
+def _state_dict(loaded: object) -> dict[str, torch.Tensor]:
+    """The state dict inside a loaded file: bare, under ``state_dict``/``model``, or from DataParallel."""
+    if isinstance(loaded, dict):
+        for wrapper in ("state_dict", "model"):
+            if isinstance(loaded.get(wrapper), dict):
+                loaded = loaded[wrapper]
+                break
+    if not isinstance(loaded, dict):
+        raise ModelLoadError(f"model weights hold a {type(loaded).__name__}, expected a state dict")
+    if loaded and all(isinstance(k, str) and k.startswith("module.") for k in loaded):
+        loaded = {k[len("module."):]: v for k, v in loaded.items()}  # saved from DataParallel
+    return loaded
+
+
 def load_model(weights: bytes | str | Path | None = None, seed: int = 0) -> RedshiftRegressor:
     """The model with weights from a ``.pt`` state dict (path or bytes), or seeded ones when None.
 
     Raises:
-        ModelLoadError: the file is not a state dict of this model.
+        ModelLoadError: the file is not a state dict of this model (the message
+            names the missing/unexpected keys or mismatched shapes).
     """
     model = build_model(seed)
     if weights is None:
         return model
     source = io.BytesIO(weights) if isinstance(weights, (bytes, bytearray)) else weights
     try:
-        state = torch.load(source, map_location="cpu", weights_only=True)
+        loaded = torch.load(source, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
-        raise ModelLoadError(f"model weights are not a readable torch state dict: {exc}") from exc
-    if not isinstance(state, dict):
-        raise ModelLoadError(f"model weights hold a {type(state).__name__}, expected a state dict")
+        first_line = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise ModelLoadError(f"model weights are not a readable torch state dict ({type(exc).__name__}: "
+                             f"{first_line}); save model.state_dict(), not the pickled model") from exc
     try:
-        model.load_state_dict(state)
+        model.load_state_dict(_state_dict(loaded))
     except RuntimeError as exc:
         raise ModelLoadError(f"model weights do not match RedshiftRegressor: {exc}") from exc
     return model.eval()
