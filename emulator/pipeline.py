@@ -54,6 +54,7 @@ class JobConfig:
     max_concurrency: int | None = None  # Map MaxConcurrency; None = world size
     account_concurrency: int = 1000
     comm: str = "none"  # none | direct | relay
+    punch_timeout_s: float = 10.0  # hole punching window per pair before the relay fallback
     bucket: str = "lambdatwin-data"
     data_prefix: str = ""  # default: data/<dataset id>/
     function_prefix: str = "lambdatwin"
@@ -67,6 +68,8 @@ class JobConfig:
             raise ValueError("--batch-size must be at least 1")
         if self.comm not in ("none", "direct", "relay"):
             raise ValueError(f"--comm {self.comm!r} must be none, direct or relay")
+        if self.punch_timeout_s <= 0:
+            raise ValueError("--punch-timeout must be positive")
 
     @property
     def dataset_id(self) -> str:
@@ -206,6 +209,7 @@ def run_job(
         "result_prefix": result_prefix,
         "model_key": None,
         "comm": config.comm,
+        "punch_timeout_s": config.punch_timeout_s,
         "rendezvous": rendezvous,
         "job_id": run_id,
     }

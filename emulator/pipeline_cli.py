@@ -50,6 +50,8 @@ def add_job_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-concurrency", type=int, default=None, help="Distributed Map MaxConcurrency (default: all ranks at once)")
     p.add_argument("--comm", choices=("none", "direct", "relay"), default="none",
                    help="collectives between workers via the rendezvous server (default none)")
+    p.add_argument("--punch-timeout", type=float, default=10.0,
+                   help="seconds a pair of workers may hole-punch before falling back to the relay (default 10)")
     p.add_argument("--seed", type=int, default=0, help="data seed (default 0)")
     p.add_argument("--definition", type=Path, default=None,
                    help="ASL state machine file (default statemachines/data_parallel.asl.json)")
@@ -72,6 +74,7 @@ def job_config_from_args(args: argparse.Namespace):
         data_size_bytes=data_size, partition_size_bytes=partition_size, workers=args.workers,
         batch_size=args.batch_size, seed=args.seed, worker_memory_mb=args.memory,
         worker_timeout_s=args.timeout, max_concurrency=args.max_concurrency, comm=args.comm,
+        punch_timeout_s=args.punch_timeout,
     )
 
 

@@ -103,11 +103,15 @@ def _await_peer(sock: socket.socket, reply: dict, deadline: float, name: str) ->
 
 
 def pair(name: str, server: str, timeout: float = 30.0, *, job: str = "", secret: bytes | None = None,
-         relay: bool = False) -> Pairing:
+         relay: bool = False, punch_timeout: float | None = None) -> Pairing:
     """A TCP connection to the other client that asked for ``name`` (in ``job``).
 
     Args:
+        timeout: overall seconds for the peer to show up and a path to open.
         relay: ask for a connection relayed by the server (works behind any NAT).
+        punch_timeout: seconds allowed for hole punching once the peer is known
+            (both sides learn of each other at the same moment, so both give up
+            together and can fall back together); None: until ``timeout``.
 
     Raises:
         PairingTimeout: no peer or no path within ``timeout`` seconds.
@@ -133,6 +137,8 @@ def pair(name: str, server: str, timeout: float = 30.0, *, job: str = "", secret
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return Pairing(sock, "relay", public, peer_public, peer_private)
     local_port = sock.getsockname()[1]
+    if punch_timeout is not None:
+        deadline = min(deadline, time.monotonic() + punch_timeout)
     try:
         direct = _punch(local_port, public, peer_public, peer_private, deadline, name)
     finally:

@@ -36,6 +36,7 @@ from rendezvous.client import PairingTimeout, pair
 
 OPS = {"sum": np.add, "min": np.minimum, "max": np.maximum, "prod": np.multiply}
 RING_THRESHOLD_BYTES = 64 * 1024
+DEFAULT_PUNCH_TIMEOUT_S = 10.0  # cone NATs open a path in milliseconds; symmetric ones never do
 _HEADER = struct.Struct("!I")
 _PAYLOAD = struct.Struct("!Q")
 _OUTBOX = 4  # messages kept per peer for a resend after a re-pair
@@ -105,10 +106,15 @@ class Communicator:
         rendezvous: ``host:port`` of the rendezvous server (DNS names resolve).
         channel: ``"direct"`` (hole punching, relay fallback) or ``"relay"``.
         timeout: overall seconds allowed for pairing and each blocking receive.
+        punch_timeout: seconds a direct pair may spend hole punching once both
+            peers reached the rendezvous, before it falls back to the relay
+            (a symmetric NAT never opens a path; waiting longer only wastes
+            billed time).
     """
 
     def __init__(self, rank: int, world_size: int, job_id: str, *, rendezvous: str, channel: str = "direct",
-                 secret: bytes | None = None, timeout: float = 60.0, fallback: bool = True) -> None:
+                 secret: bytes | None = None, timeout: float = 60.0, fallback: bool = True,
+                 punch_timeout: float = DEFAULT_PUNCH_TIMEOUT_S) -> None:
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is outside world size {world_size}")
         if channel not in ("direct", "relay"):
@@ -116,6 +122,7 @@ class Communicator:
         self.rank, self.size, self.job = rank, world_size, job_id
         self.rendezvous, self.channel, self.secret = rendezvous, channel, secret
         self.timeout, self.fallback = timeout, fallback
+        self.punch_timeout = min(punch_timeout, timeout)
         self.peers: dict[int, _Peer] = {}
         self.pairing_seconds = 0.0
         self._pair_lock = threading.Lock()
@@ -127,15 +134,19 @@ class Communicator:
 
     def _open(self, peer: int, attempt: int = 0) -> tuple[socket.socket, str]:
         name = self._name(peer, attempt)
+        timeout = self.timeout
         if self.channel == "direct":
+            started = time.monotonic()
             try:
-                got = pair(name, self.rendezvous, self.timeout / 2 if self.fallback else self.timeout,
-                           job=self.job, secret=self.secret)
+                got = pair(name, self.rendezvous, self.timeout, job=self.job, secret=self.secret,
+                           punch_timeout=self.punch_timeout if self.fallback else None)
                 return got.sock, "direct"
             except PairingTimeout:
                 if not self.fallback:
                     raise
-        got = pair(name + "/relay", self.rendezvous, self.timeout, job=self.job, secret=self.secret, relay=True)
+            # The peer falls back at the same moment; give the relay at least a punch window.
+            timeout = max(self.punch_timeout, self.timeout - (time.monotonic() - started))
+        got = pair(name + "/relay", self.rendezvous, timeout, job=self.job, secret=self.secret, relay=True)
         return got.sock, "relay"
 
     def connect(self, peers: Iterable[int]) -> None:
@@ -402,7 +413,8 @@ def allreduce_job_metrics(event: dict, metrics: dict, deadline_s: float) -> dict
     with Communicator(int(event["rank"]), int(event["world_size"]), str(event["job_id"]),
                       rendezvous=event["rendezvous"], channel=event["comm"],
                       secret=secret.encode() if isinstance(secret, str) else secret,
-                      timeout=max(1.0, deadline_s)) as comm:
+                      timeout=max(1.0, deadline_s),
+                      punch_timeout=float(event.get("punch_timeout_s") or DEFAULT_PUNCH_TIMEOUT_S)) as comm:
         comm.barrier()
         after_barrier = time.monotonic()
         sums = comm.allreduce(np.array([metrics["rows"], metrics["sum_abs_err"], metrics["sum_sq_err"],

@@ -87,6 +87,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         }
         if model_key:
             item["model_key"] = model_key
+        if event.get("punch_timeout_s"):
+            item["punch_timeout_s"] = event["punch_timeout_s"]
         items.append(item)
     assignment_key = f"{result_prefix}/assignment.json"
     s3io.put_json(bucket, assignment_key, items)
