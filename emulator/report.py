@@ -48,6 +48,9 @@ def summary_table(record: RunRecord) -> Table:
                                 ("samples_per_second", "samples/s (sum over ranks)", "{:,.0f}")):
             if s.get(key) is not None:
                 table.add_row(label, fmt.format(s[key]))
+        collectives = collectives_line(s)
+        if collectives:
+            table.add_row("collectives", collectives)
     from sim.prices import PriceTable, bill_for_record
 
     bill = bill_for_record(record, PriceTable())
@@ -58,6 +61,24 @@ def summary_table(record: RunRecord) -> Table:
         cold = sum(1 for inv in workers if inv.init_duration_ms is not None)
         table.add_row("worker invocations", f"{len(workers)} ({cold} cold), peak memory {peak} MB")
     return table
+
+
+def collectives_line(summary: dict[str, Any]) -> str | None:
+    """Which channel the worker pairs used (each pair once) and the slowest pairing, or None without comm."""
+    channels: dict[tuple[int, int], str] = {}
+    pairing = []
+    for rank in summary.get("ranks") or []:
+        comm = rank.get("comm")
+        if not comm:
+            continue
+        pairing.append(comm.get("pairing_seconds") or 0.0)
+        for peer, channel in (comm.get("pairs") or {}).items():
+            channels[tuple(sorted((int(rank["rank"]), int(peer))))] = channel
+    if not pairing:
+        return None
+    counts = {c: list(channels.values()).count(c) for c in sorted(set(channels.values()))}
+    used = ", ".join(f"{n} {c}" for c, n in counts.items()) or "no pairs (one rank)"
+    return f"{used} pair(s); slowest rank spent {max(pairing):.2f} s pairing"
 
 
 def print_run(record: RunRecord, run_dir: str, console: Console | None = None) -> None:

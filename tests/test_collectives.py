@@ -45,7 +45,7 @@ def test_every_collective_matches_numpy(server, world):
         for op in ("sum", "min", "max", "prod"):
             out[f"reduce_{op}"] = comm.reduce(data(r), op, root=comm.size - 1)
             out[f"allreduce_{op}"] = comm.allreduce(data(r), op)
-        out["allreduce_big"] = comm.allreduce(np.full(40_000, float(r + 1)), "sum")  # ring path (320 kB)
+        out["allreduce_big"] = comm.allreduce(data(r, 40_001), "sum")  # ring path (320 kB, uneven chunks)
         out["torch"] = comm.allreduce(torch.tensor([float(r), 1.0]), "sum")
         out["gather"] = comm.gather(r * 10, root=0)
         out["scatter"] = comm.scatter([f"to-{i}" for i in range(comm.size)] if r == 0 else None, root=0)
@@ -62,7 +62,8 @@ def test_every_collective_matches_numpy(server, world):
                 np.testing.assert_allclose(out[f"reduce_{op}"], value, rtol=1e-12)
             else:
                 assert out[f"reduce_{op}"] is None
-        np.testing.assert_array_equal(out["allreduce_big"], np.full(40_000, world * (world + 1) / 2))
+        np.testing.assert_allclose(out["allreduce_big"], np.stack([data(i, 40_001) for i in range(world)]).sum(0),
+                                   rtol=1e-12, atol=1e-12)
         assert isinstance(out["torch"], torch.Tensor) and out["torch"].tolist() == [world * (world - 1) / 2, world]
         assert out["gather"] == ([i * 10 for i in range(world)] if r == 0 else None)
         assert out["scatter"] == f"to-{r}"

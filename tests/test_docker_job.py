@@ -15,6 +15,7 @@ from emulator.docker import job as docker_job
 from emulator.docker.environment import ContainerEnvironment
 from emulator.docker.job import EmulatorOptions, run_emulated_job
 from emulator.docker.network import NetworkConfig
+from emulator.report import collectives_line
 from emulator.runrecord import read_log_lines
 from tests.docker_helpers import docker, leftovers, worker_image  # noqa: F401  (fixtures)
 
@@ -51,6 +52,7 @@ def test_job_through_cone_nats_uses_direct_connections(tmp_path, data_cache, doc
     summary = record["summary"]
     assert summary["complete"] and summary["ranks_ok"] == list(range(WORLD))
     assert _pairs(record) == {"direct"}, "cone NATs must let every pair punch through"
+    assert collectives_line(summary).startswith("3 direct pair(s)")
     rank0 = next(r for r in summary["ranks"] if r["rank"] == 0)
     assert rank0["comm"]["global"]["rows"] == summary["rows"]
     assert rank0["comm"]["global"]["mae"] == pytest.approx(summary["mae"], rel=1e-9)
@@ -68,6 +70,7 @@ def test_symmetric_nats_defeat_punching_and_the_relay_completes_the_job(tmp_path
                           punch_timeout_s=2.0)
     assert result.status == "SUCCEEDED", result.cause
     assert record["summary"]["complete"] and _pairs(record) == {"relay"}
+    assert collectives_line(record["summary"]).startswith("3 relay pair(s)")
     waits = [r["comm"]["pairing_seconds"] for r in record["summary"]["ranks"]]
     assert min(waits) >= 2.0, "each pair tried to punch for the whole window first"
 

@@ -124,3 +124,23 @@ def test_runtime_exit_and_import_error(containers):
             svc.invoke("bad", {})
     assert died.value.error_type == "Runtime.ExitError"
     assert missing.value.error_type == "Runtime.ImportModuleError"
+
+
+def test_boto3_lambda_invoke_reaches_a_container(containers):
+    import base64
+    import json
+
+    import boto3
+
+    from emulator.lambda_runtime.invoke_api import InvokeAPIServer
+
+    functions = [fn("echo", "echo", timeout_s=30), fn("fail", "fail", timeout_s=30)]
+    with LambdaService(functions, environment_factory=containers) as svc, InvokeAPIServer(svc) as api:
+        client = boto3.client("lambda", endpoint_url=api.endpoint_url, region_name="us-east-1",
+                              aws_access_key_id="x", aws_secret_access_key="x")
+        ok = client.invoke(FunctionName="echo", Payload=json.dumps({"k": 1}), LogType="Tail")
+        assert json.loads(ok["Payload"].read())["event"] == {"k": 1} and "FunctionError" not in ok
+        assert "REPORT RequestId:" in base64.b64decode(ok["LogResult"]).decode()
+        bad = client.invoke(FunctionName="fail", Payload=b'{"why": "x"}')
+        assert bad["FunctionError"] == "Unhandled"
+        assert json.loads(bad["Payload"].read())["errorType"] == "ValueError"

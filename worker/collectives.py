@@ -28,7 +28,7 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -126,6 +126,7 @@ class Communicator:
         self.peers: dict[int, _Peer] = {}
         self.pairing_seconds = 0.0
         self._pair_lock = threading.Lock()
+        self._scratch_buffer: np.ndarray | None = None
 
     # -- connections -------------------------------------------------------------------
     def _name(self, peer: int, attempt: int = 0) -> str:
@@ -231,20 +232,51 @@ class Communicator:
 
     def recv(self, src: int) -> Any:
         """Receive the next message from ``src``."""
+        return self._receive(src, self._read)
+
+    def recv_into(self, src: int, out: np.ndarray) -> None:
+        """Receive the next message from ``src``, an array of ``out``'s dtype and size, straight into ``out``.
+
+        No intermediate buffer: the kernel copies the bytes into place (large
+        collectives are bound by memory traffic, not by the wire, on one host).
+
+        Raises:
+            CollectiveError: the message is not such an array.
+        """
+        self._receive(src, lambda sock: self._read_into(sock, src, out))
+
+    def _receive(self, src: int, read: Callable[[socket.socket], Any]) -> Any:
         self.connect([src])
         peer = self.peers[src]
         try:
-            value = self._read(peer.sock)
+            value = read(peer.sock)
         except socket.timeout as exc:
             raise CollectiveError(f"rank {self.rank}: no message from rank {src} within {self.timeout:.0f} s") from exc
         except (ConnectionError, OSError) as exc:
             self._repair(src, peer, exc)
-            value = self._read(peer.sock)
+            value = read(peer.sock)
         peer.received += 1
         return value
 
-    def sendrecv(self, obj: Any, dest: int, src: int) -> Any:
-        """Send to ``dest`` while receiving from ``src`` (no deadlock on large messages)."""
+    def _read_into(self, sock: socket.socket, src: int, out: np.ndarray) -> None:
+        head = bytearray(_HEADER.size)
+        _recv_into(sock, memoryview(head))
+        meta_bytes = bytearray(_HEADER.unpack(head)[0])
+        _recv_into(sock, memoryview(meta_bytes))
+        size = bytearray(_PAYLOAD.size)
+        _recv_into(sock, memoryview(size))
+        meta, nbytes = json.loads(meta_bytes), _PAYLOAD.unpack(size)[0]
+        if meta.get("t") not in ("nd", "torch") or np.dtype(meta["dtype"]) != out.dtype or nbytes != out.nbytes:
+            raise CollectiveError(f"rank {self.rank}: rank {src} sent {meta} of {nbytes} bytes where an array of "
+                                  f"{out.dtype} x {out.size} was expected; the ranks disagree on the collective")
+        if nbytes:
+            _recv_into(sock, memoryview(out).cast("B"))
+
+    def sendrecv(self, obj: Any, dest: int, src: int, out: np.ndarray | None = None) -> Any:
+        """Send to ``dest`` while receiving from ``src`` (no deadlock on large messages).
+
+        With ``out`` the received array lands in it (see :meth:`recv_into`) and None is returned.
+        """
         self.connect([dest, src])
         error: list[BaseException] = []
 
@@ -257,7 +289,7 @@ class Communicator:
         sender = threading.Thread(target=send, daemon=True)
         sender.start()
         try:
-            value = self.recv(src)
+            value = self.recv(src) if out is None else self.recv_into(src, out)
         finally:
             sender.join()
         if error:
@@ -342,18 +374,28 @@ class Communicator:
 
     def _ring_allreduce(self, array: np.ndarray, fn) -> np.ndarray:
         p, r = self.size, self.rank
-        flat = array.reshape(-1).copy()
+        source = np.ascontiguousarray(array).reshape(-1)
+        flat = np.empty_like(source)  # the result; every chunk of it is written exactly once below
         bounds = np.linspace(0, flat.size, p + 1).astype(int)
-        chunk = lambda i: flat[bounds[i % p]:bounds[i % p + 1]]  # noqa: E731
+        part = lambda buf, i: buf[bounds[i % p]:bounds[i % p + 1]]  # noqa: E731
+        incoming_all = self._scratch(flat.dtype, int(np.diff(bounds).max()))
         right, left = (r + 1) % p, (r - 1) % p
-        for step in range(p - 1):  # reduce-scatter
-            incoming = self.sendrecv(chunk(r - step), right, left)
-            target = chunk(r - step - 1)
-            fn(target, incoming, out=target)  # in place: no temporary per step
-        for step in range(p - 1):  # allgather
-            incoming = self.sendrecv(chunk(r + 1 - step), right, left)
-            chunk(r - step)[:] = incoming
+        for step in range(p - 1):  # reduce-scatter: chunk r - step - 1 = mine (untouched input) + incoming
+            outgoing = part(source if step == 0 else flat, r - step)
+            target = r - step - 1
+            incoming = incoming_all[:bounds[target % p + 1] - bounds[target % p]]
+            self.sendrecv(outgoing, right, left, out=incoming)
+            fn(part(source, target), incoming, out=part(flat, target))
+        for step in range(p - 1):  # allgather: each chunk is received where it belongs
+            self.sendrecv(part(flat, r + 1 - step), right, left, out=part(flat, r - step))
         return flat.reshape(array.shape)
+
+    def _scratch(self, dtype: np.dtype, size: int) -> np.ndarray:
+        """A receive buffer kept between calls (fresh pages would fault in on every allreduce)."""
+        nbytes = size * dtype.itemsize
+        if self._scratch_buffer is None or self._scratch_buffer.nbytes < nbytes:
+            self._scratch_buffer = np.empty(nbytes, dtype=np.uint8)
+        return self._scratch_buffer[:nbytes].view(dtype)
 
     def gather(self, value: Any, root: int = 0) -> list[Any] | None:
         """Everyone's ``value`` in rank order at ``root`` (others get None)."""
