@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tests.rendezvous_helpers import address, running_server
-from worker.collectives import Communicator, allreduce_job_metrics
+from worker.collectives import CollectiveError, Communicator, allreduce_job_metrics
 
 pytestmark = pytest.mark.timeout(180)
 SIZES = [1, 2, 3, 4, 7, 8]
@@ -18,7 +18,8 @@ SIZES = [1, 2, 3, 4, 7, 8]
 
 def run_ranks(world, fn, server, **kw):
     def body(rank):
-        with Communicator(rank, world, f"job-{world}-{fn.__name__}", rendezvous=address(server), timeout=30, **kw) as comm:
+        options = {"timeout": 30, **kw}
+        with Communicator(rank, world, f"job-{world}-{fn.__name__}", rendezvous=address(server), **options) as comm:
             return fn(comm)
 
     with ThreadPoolExecutor(world) as pool:
@@ -47,6 +48,9 @@ def test_every_collective_matches_numpy(server, world):
             out[f"allreduce_{op}"] = comm.allreduce(data(r), op)
         out["allreduce_big"] = comm.allreduce(data(r, 40_001), "sum")  # ring path (320 kB, uneven chunks)
         out["torch"] = comm.allreduce(torch.tensor([float(r), 1.0]), "sum")
+        in_place = torch.from_numpy(data(r, 40_001))
+        out["in_place_is_out"] = comm.allreduce(in_place, "max", out=in_place) is in_place
+        out["in_place"] = in_place.numpy()
         out["gather"] = comm.gather(r * 10, root=0)
         out["scatter"] = comm.scatter([f"to-{i}" for i in range(comm.size)] if r == 0 else None, root=0)
         return out
@@ -64,6 +68,8 @@ def test_every_collective_matches_numpy(server, world):
                 assert out[f"reduce_{op}"] is None
         np.testing.assert_allclose(out["allreduce_big"], np.stack([data(i, 40_001) for i in range(world)]).sum(0),
                                    rtol=1e-12, atol=1e-12)
+        assert out["in_place_is_out"]
+        np.testing.assert_array_equal(out["in_place"], np.stack([data(i, 40_001) for i in range(world)]).max(0))
         assert isinstance(out["torch"], torch.Tensor) and out["torch"].tolist() == [world * (world - 1) / 2, world]
         assert out["gather"] == ([i * 10 for i in range(world)] if r == 0 else None)
         assert out["scatter"] == f"to-{r}"
@@ -130,3 +136,20 @@ def test_job_metrics_allreduce_for_the_worker_handler(server):
     assert g["rows"] == 60 and g["mae"] == pytest.approx(6.0 / 60) and g["rmse"] == pytest.approx((1.5 / 60) ** 0.5)
     assert g["max_wall_seconds"] == 4.0 and g["bytes_read"] == 300
     assert "global" not in results[1] and results[1]["pairs"]
+
+
+def test_a_silent_peer_is_a_clear_timeout_not_a_hang(server):
+    import time
+
+    def work(comm):
+        comm.connect([1 - comm.rank])
+        if comm.rank == 1:
+            time.sleep(3)  # connected, but never sends
+            return None
+        started = time.monotonic()
+        with pytest.raises(CollectiveError, match="no message from rank 1 within 1 s"):
+            comm.recv(1)
+        return time.monotonic() - started
+
+    waited, _ = run_ranks(2, work, server, timeout=1)
+    assert 0.9 <= waited < 2.5

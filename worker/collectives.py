@@ -84,16 +84,27 @@ def _decode(meta: dict, payload: bytearray) -> Any:
     return array
 
 
-def _tune(sock: socket.socket) -> None:
-    # Large messages stream in fewer, bigger writes with roomier kernel buffers.
+def _tune(sock: socket.socket, timeout: float) -> None:
+    """Big kernel buffers, and a blocking socket whose timeout the kernel enforces.
+
+    A blocking socket lets one ``recv(MSG_WAITALL)`` take a whole message in
+    one system call; Python's own timeouts would make the descriptor
+    non-blocking and every partial read a trip through the interpreter.
+    An expired kernel timeout surfaces as :class:`BlockingIOError`.
+    """
     for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
         sock.setsockopt(socket.SOL_SOCKET, option, 4 << 20)
+    sock.settimeout(None)
+    seconds = max(0.001, timeout)
+    timeval = struct.pack("ll", int(seconds), int((seconds % 1) * 1e6))
+    for option in (socket.SO_RCVTIMEO, socket.SO_SNDTIMEO):
+        sock.setsockopt(socket.SOL_SOCKET, option, timeval)
 
 
 def _recv_into(sock: socket.socket, view: memoryview) -> None:
     got = 0
     while got < len(view):
-        n = sock.recv_into(view[got:], min(len(view) - got, 4 << 20))
+        n = sock.recv_into(view[got:], len(view) - got, socket.MSG_WAITALL)
         if n == 0:
             raise ConnectionError("peer closed the connection")
         got += n
@@ -159,8 +170,7 @@ class Communicator:
         with ThreadPoolExecutor(len(missing)) as pool:
             opened = list(zip(missing, pool.map(self._open, missing)))
         for peer, (sock, channel) in opened:
-            _tune(sock)
-            sock.settimeout(self.timeout)
+            _tune(sock, self.timeout)
             self.peers[peer] = _Peer(sock, channel)
         self.pairing_seconds += time.monotonic() - start
 
@@ -206,7 +216,7 @@ class Communicator:
             peer.repairs += 1
             peer.sock.close()
             peer.sock, peer.channel = self._open(dest, attempt=peer.repairs)
-            peer.sock.settimeout(self.timeout)
+            _tune(peer.sock, self.timeout)
             # Tell each other how many messages arrived; resend the rest from the outbox.
             peer.sock.sendall(_PAYLOAD.pack(peer.received))
             buf = bytearray(_PAYLOAD.size)
@@ -250,7 +260,7 @@ class Communicator:
         peer = self.peers[src]
         try:
             value = read(peer.sock)
-        except socket.timeout as exc:
+        except (socket.timeout, BlockingIOError) as exc:
             raise CollectiveError(f"rank {self.rank}: no message from rank {src} within {self.timeout:.0f} s") from exc
         except (ConnectionError, OSError) as exc:
             self._repair(src, peer, exc)
@@ -335,15 +345,30 @@ class Communicator:
             mask <<= 1
         return wrap(acc)
 
-    def allreduce(self, value: Any, op: str = "sum") -> Any:
-        """Everyone gets the reduction: ring for large arrays, recursive doubling for small."""
-        fn, wrap = _op(op), _wrapper(value)
+    def allreduce(self, value: Any, op: str = "sum", out: Any = None) -> Any:
+        """Everyone gets the reduction: ring for large arrays, recursive doubling for small.
+
+        Args:
+            out: a contiguous array or tensor of ``value``'s shape and dtype to
+                write the result into and return; ``out=value`` reduces in place
+                (as ``torch.distributed.all_reduce`` does), which spares
+                allocating and faulting in a result buffer on every call.
+        """
+        fn = _op(op)
         array = _as_array(value)
-        if self.size == 1:
-            return wrap(array.copy())
-        if array.nbytes >= RING_THRESHOLD_BYTES and array.size >= self.size:
-            return wrap(self._ring_allreduce(array, fn))
-        return wrap(self._recursive_doubling(array, fn))
+        target = None
+        if out is not None:
+            target = _as_array(out)
+            if target.shape != array.shape or target.dtype != array.dtype or not target.flags.c_contiguous:
+                raise ValueError(f"out must be a contiguous {array.dtype} array of shape {array.shape}, "
+                                 f"got {target.dtype} {target.shape}")
+        if self.size > 1 and array.nbytes >= RING_THRESHOLD_BYTES and array.size >= self.size:
+            result = self._ring_allreduce(array, fn, target)
+        else:
+            result = array.copy() if self.size == 1 else self._recursive_doubling(array, fn)
+            if target is not None:
+                target[...] = result
+        return out if out is not None else _wrapper(value)(result)
 
     def _recursive_doubling(self, acc: np.ndarray, fn) -> np.ndarray:
         pof2 = 1 << (self.size.bit_length() - 1)
@@ -372,10 +397,12 @@ class Communicator:
                 acc = self.recv(r + 1)
         return acc
 
-    def _ring_allreduce(self, array: np.ndarray, fn) -> np.ndarray:
+    def _ring_allreduce(self, array: np.ndarray, fn, out: np.ndarray | None = None) -> np.ndarray:
         p, r = self.size, self.rank
         source = np.ascontiguousarray(array).reshape(-1)
-        flat = np.empty_like(source)  # the result; every chunk of it is written exactly once below
+        # The result; every chunk of it is written exactly once below, after its input was last read,
+        # so ``out`` may be ``array`` itself.
+        flat = np.empty_like(source) if out is None else out.reshape(-1)
         bounds = np.linspace(0, flat.size, p + 1).astype(int)
         part = lambda buf, i: buf[bounds[i % p]:bounds[i % p + 1]]  # noqa: E731
         incoming_all = self._scratch(flat.dtype, int(np.diff(bounds).max()))
