@@ -34,6 +34,7 @@ from pathlib import Path
 
 sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
+from emulator.contracts.job import JobConfig
 from emulator import pipeline  # noqa: E402
 from emulator.docker.engine import docker_client  # noqa: E402
 from emulator.docker.environment import ContainerEnvironment  # noqa: E402
@@ -41,7 +42,7 @@ from emulator.docker.images import ensure_worker_image  # noqa: E402
 from emulator.docker.job import EmulatorOptions, run_emulated_job  # noqa: E402
 from emulator.docker.network import Topology  # noqa: E402
 from emulator.lambda_runtime.environment import ProcessEnvironment  # noqa: E402
-from emulator.lambdas import FunctionConfig  # noqa: E402
+from emulator.contracts.lambdas import FunctionConfig  # noqa: E402
 from emulator.s3server import LocalS3Server  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "emulator.json"
@@ -79,7 +80,7 @@ def cold_starts(image: str, count: int) -> dict[str, object]:
     }
 
 
-def in_process_job(config: pipeline.JobConfig, files: list[Path]) -> dict[str, float]:
+def in_process_job(config: JobConfig, files: list[Path]) -> dict[str, float]:
     """Initialize, every rank, Summarize: the handlers called in this process against a local S3."""
     from worker import infer, initialize, summarize
 
@@ -103,7 +104,7 @@ def in_process_job(config: pipeline.JobConfig, files: list[Path]) -> dict[str, f
     return {"seconds": wall, "rows": summary["rows"], "mae": summary["mae"]}
 
 
-def local_backend_job(config: pipeline.JobConfig, files: list[Path], runs: Path) -> dict[str, float]:
+def local_backend_job(config: JobConfig, files: list[Path], runs: Path) -> dict[str, float]:
     """The job on ``lambdatwin run``'s backend: execution environments as processes."""
     with LocalS3Server() as s3:
         client = s3.client()
@@ -127,7 +128,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.pop("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", None)  # the in-process side uses the host's CPUs
     image = ensure_worker_image(client=docker_client())
-    config = pipeline.JobConfig(data_size_bytes=args.data_size, partition_size_bytes=-(-args.data_size // args.workers),
+    config = JobConfig(data_size_bytes=args.data_size, partition_size_bytes=-(-args.data_size // args.workers),
                                 workers=args.workers, batch_size=args.batch_size)
     files = pipeline.ensure_dataset(config, pipeline.DEFAULT_DATA_CACHE)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from emulator.units import format_size, parse_size
+from emulator.contracts.units import format_size, parse_size
 
 DEFAULT_PARTITION = "25MB"
 
@@ -117,7 +117,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     try:
         definition = pipeline.load_definition(args.definition or pipeline.DEFINITION_PATH)
-        StateMachine(definition, substitutions=pipeline.placeholder_substitutions())
+        StateMachine(definition, substitutions=job.placeholder_substitutions())
     except (OSError, ValueError, DefinitionError) as exc:
         err.print(f"[red]error:[/red] state machine definition {args.definition or pipeline.DEFINITION_PATH}: {exc}")
         return 2

@@ -7,7 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from emulator.runrecord import RunRecord
+from emulator.contracts.runrecord import RunRecord
 
 
 def invocation_table(record: RunRecord) -> Table:

@@ -17,12 +17,14 @@ import urllib.error
 import urllib.request
 from types import TracebackType
 
+from emulator.contracts import aws
+
 # moto accepts any credentials; fixed fake ones keep boto3 from searching the
 # machine's credential chain (and from ever sending real keys to it).
 LOCAL_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "lambdatwin",
     "AWS_SECRET_ACCESS_KEY": "lambdatwin",
-    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_DEFAULT_REGION": aws.REGION,
 }
 
 

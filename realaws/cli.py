@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from emulator.units import parse_duration, parse_size
+from emulator.contracts.units import parse_duration, parse_size
 from realaws.config import ConfigError, StackConfig, merge, nest, read_config_file
 
 _err = Console(stderr=True)

@@ -15,8 +15,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
-from emulator import runrecord
-from emulator.lambdas import InvocationRecord
+from emulator.contracts import runrecord
+from emulator.contracts.lambdas import InvocationRecord
 from realaws import cwlogs, statemachine
 from realaws.config import HANDLERS, ROLE_TAG, STACK_TAG
 from realaws.errors import AwsError, error_code

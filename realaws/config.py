@@ -28,16 +28,13 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from emulator.lambdas import MAX_MEMORY_MB, MAX_TIMEOUT_S, MIN_MEMORY_MB
+from emulator.contracts import errors
+from emulator.contracts.aws import MAX_MEMORY_MB, MAX_TIMEOUT_S, MIN_MEMORY_MB
+from emulator.contracts.job import FUNCTION_ROLES as ROLES
+from emulator.contracts.job import HANDLERS
 
 STACK_TAG = "lambdatwin:stack"
 ROLE_TAG = "lambdatwin:role"
-ROLES = ("initialize", "worker", "summarize")
-HANDLERS = {
-    "initialize": "worker.initialize.handler",
-    "worker": "worker.infer.handler",
-    "summarize": "worker.summarize.handler",
-}
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DEFINITION = REPO_ROOT / "statemachines" / "data_parallel.asl.json"
 # Lower case because the name goes into the S3 bucket and ECR repository names;
@@ -53,7 +50,7 @@ _FARGATE_MEMORY = {
 }
 
 
-class ConfigError(ValueError):
+class ConfigError(errors.ConfigError):
     """A stack configuration that cannot be deployed (the message says which field)."""
 
 

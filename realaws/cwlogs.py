@@ -1,6 +1,6 @@
 """CloudWatch Logs of the three functions: fetch (paginated FilterLogEvents) and turn into invocation records.
 
-REPORT lines carry the billing fields (parsed by ``emulator.cloudwatch`` — the
+REPORT lines carry the billing fields (parsed by ``emulator.contracts.cloudwatch`` — the
 one parser every backend uses); START and END lines of the same request id give
 the wall-clock span; an uncaught handler exception's ``[ERROR] Type: message``
 line between them gives the error type Lambda does not put on the REPORT line.
@@ -12,8 +12,8 @@ import re
 from collections import defaultdict
 from typing import Any, Iterable
 
-from emulator.cloudwatch import parse_report_line
-from emulator.lambdas import InvocationRecord
+from emulator.contracts.cloudwatch import parse_report_line
+from emulator.contracts.lambdas import InvocationRecord
 from realaws.redact import redact_text
 
 # CloudWatch meters each event as its UTF-8 message plus 26 bytes.

@@ -43,7 +43,8 @@ def stage_dataset(s3: Any, bucket: str, *, data_size_bytes: int, partition_size_
 
     Returns (S3 prefix, number of partitions).
     """
-    from emulator.pipeline import DEFAULT_DATA_CACHE, JobConfig, ensure_dataset
+    from emulator.contracts.job import JobConfig
+    from emulator.pipeline import DEFAULT_DATA_CACHE, ensure_dataset
 
     try:
         job = JobConfig(data_size_bytes=data_size_bytes, partition_size_bytes=partition_size_bytes, seed=seed)

@@ -7,15 +7,11 @@ import re
 from pathlib import Path
 from typing import Any, Iterator
 
+from emulator.contracts.job import SUBSTITUTION_KEYS
 from realaws.config import STACK_TAG, StackNames
 from realaws.errors import AwsError, error_code
 from realaws.waiters import retry_on
 
-SUBSTITUTION_KEYS = {
-    "initialize": "InitializeFunctionArn",
-    "worker": "WorkerFunctionArn",
-    "summarize": "SummarizeFunctionArn",
-}
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 
 

@@ -19,8 +19,8 @@ from typing import Iterable
 
 import numpy as np
 
-from emulator.cloudwatch import parse_report_lines
-from emulator.runrecord import RunRecord
+from emulator.contracts.cloudwatch import parse_report_lines
+from emulator.contracts.runrecord import RunRecord
 from sim.model import BYTES_PER_SAMPLE
 from sim.params import MB_PER_VCPU, ModelParams
 
@@ -160,7 +160,7 @@ def cross_validate(observations: list[Observation], base: ModelParams | None = N
 
 def load_observations(paths: Iterable[str | Path]) -> list[Observation]:
     """Observations from run record directories or record.json files."""
-    from emulator import runrecord
+    from emulator.contracts import runrecord
 
     obs: list[Observation] = []
     for path in paths:

@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from emulator.units import format_size, parse_duration, parse_size
+from emulator.contracts.units import format_size, parse_duration, parse_size
 
 
 def _sizes(text: str) -> list[int]:
@@ -186,7 +186,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from emulator.runrecord import RunRecordError
+    from emulator.contracts.runrecord import RunRecordError
     from sim.calibrate import cross_validate, fit, load_observations, observations_from_cloudwatch, predict_duration
 
     runs = list(args.runs)

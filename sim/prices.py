@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from emulator.runrecord import RunRecord
+from emulator.contracts.runrecord import RunRecord
 
 PRICES_AS_OF = "2026-01 (us-east-1)"
 

@@ -9,8 +9,9 @@ import time
 
 import pytest
 
-from emulator.lambdas import LambdaFunctionError
-from emulator.pipeline import DEFINITION_PATH, placeholder_substitutions
+from emulator.contracts.lambdas import LambdaFunctionError
+from emulator.contracts.job import placeholder_substitutions
+from emulator.pipeline import DEFINITION_PATH
 from emulator.stepfunctions import DefinitionError, StateMachine, VirtualClock
 
 

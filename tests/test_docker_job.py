@@ -10,13 +10,14 @@ from typing import Any
 
 import pytest
 
+from emulator.contracts.job import JobConfig
 from emulator import pipeline
 from emulator.docker import job as docker_job
 from emulator.docker.environment import ContainerEnvironment
 from emulator.docker.job import EmulatorOptions, run_emulated_job
 from emulator.docker.network import NetworkConfig
 from emulator.report import collectives_line
-from emulator.runrecord import read_log_lines
+from emulator.contracts.runrecord import read_log_lines
 from tests.docker_helpers import docker, leftovers, worker_image  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.docker
@@ -31,7 +32,7 @@ def data_cache(tmp_path_factory) -> Path:
 def _run(tmp_path: Path, data_cache: Path, docker: Any, image: str, nat: str, comm: str = "none",
          **job: Any) -> tuple[pipeline.JobResult, dict]:
     """Run a 3-rank job and check that nothing of it is left on the engine afterwards."""
-    config = pipeline.JobConfig(data_size_bytes=3_000_000, partition_size_bytes=1_000_000, workers=WORLD,
+    config = JobConfig(data_size_bytes=3_000_000, partition_size_bytes=1_000_000, workers=WORLD,
                                 batch_size=64, comm=comm, worker_timeout_s=120, **job)
     seen: dict[str, str] = {}
     result = run_emulated_job(config, EmulatorOptions(network=NetworkConfig(nat=nat), image=image),

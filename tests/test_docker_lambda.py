@@ -11,9 +11,9 @@ from typing import Iterator
 
 import pytest
 
-from emulator.cloudwatch import parse_report_line
+from emulator.contracts.cloudwatch import parse_report_line
 from emulator.docker.environment import ContainerEnvironment, cpu_share, deployment_archive
-from emulator.lambdas import FunctionConfig, LambdaFunctionError
+from emulator.contracts.lambdas import FunctionConfig, LambdaFunctionError
 from emulator.lambda_runtime.service import LambdaService
 from tests.docker_helpers import docker, leftovers, topology, worker_image  # noqa: F401  (fixtures)
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from emulator.cloudwatch import parse_report_line
-from emulator.lambdas import FunctionConfig, LambdaFunctionError
+from emulator.contracts.cloudwatch import parse_report_line
+from emulator.contracts.lambdas import FunctionConfig, LambdaFunctionError
 from emulator.lambda_runtime.service import LambdaService
 
 ROOT = str(Path(__file__).resolve().parent.parent)

@@ -8,23 +8,24 @@ from pathlib import Path
 
 import pytest
 
+from emulator.contracts.job import JobConfig
 from emulator import pipeline, runrecord
 from emulator.cli import main
-from emulator.cloudwatch import parse_report_lines
+from emulator.contracts.cloudwatch import parse_report_lines
 from emulator.lambda_runtime.environment import ProcessEnvironment
-from emulator.units import parse_size
+from emulator.contracts.units import parse_size
 
 pytestmark = pytest.mark.timeout(600)
 
 
-def small_config(**kw) -> pipeline.JobConfig:
+def small_config(**kw) -> JobConfig:
     base = dict(data_size_bytes=parse_size("3MB"), partition_size_bytes=parse_size("1MB"), batch_size=64,
                 worker_memory_mb=2048, worker_timeout_s=120)
     base.update(kw)
-    return pipeline.JobConfig(**base)
+    return JobConfig(**base)
 
 
-def run_small(tmp_path: Path, s3_server, config: pipeline.JobConfig, *, prefix: str | None = None, **kw) -> pipeline.JobResult:
+def run_small(tmp_path: Path, s3_server, config: JobConfig, *, prefix: str | None = None, **kw) -> pipeline.JobResult:
     files = pipeline.ensure_dataset(config, tmp_path / "cache")
     prefix = prefix or f"data/{config.dataset_id}/"
     if kw.pop("upload", True):

@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from emulator.cloudwatch import parse_report_line
-from emulator.runrecord import load
+from emulator.contracts.cloudwatch import parse_report_line
+from emulator.contracts.runrecord import load
 from realaws import cwlogs
 from realaws.collect import CollectOptions
 from realaws.deploy import deploy

@@ -18,7 +18,7 @@ import pytest
 from moto import mock_aws
 from moto.moto_api import state_manager
 
-from emulator.cloudwatch import ReportLine, end_line, report_line, start_line
+from emulator.contracts.cloudwatch import ReportLine, end_line, report_line, start_line
 from realaws.config import DEFAULT_DEFINITION, StackConfig, load_config
 from realaws.session import AwsContext
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from emulator.cli import main
-from emulator.lambdas import InvocationRecord
-from emulator.runrecord import RunRecord, save
+from emulator.contracts.lambdas import InvocationRecord
+from emulator.contracts.runrecord import RunRecord, save
 from sim.calibrate import cross_validate, fit, load_observations, observations_from_cloudwatch, predict_duration
 from sim.model import BYTES_PER_SAMPLE, JobSpec, simulate
 from sim.params import ModelParams

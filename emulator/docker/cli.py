@@ -81,7 +81,7 @@ def _run(args: argparse.Namespace, err: Console) -> int:
         network = NetworkConfig(nat=args.nat, workers_per_nat=args.workers_per_nat,
                                 impairment=Impairment(latency_ms=args.latency_ms, loss_pct=args.loss))
         definition = pipeline.load_definition(args.definition or pipeline.DEFINITION_PATH)
-        StateMachine(definition, substitutions=pipeline.placeholder_substitutions())
+        StateMachine(definition, substitutions=job.placeholder_substitutions())
     except (OSError, ValueError, DefinitionError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         return 2

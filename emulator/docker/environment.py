@@ -36,7 +36,7 @@ from typing import Any
 from emulator.docker.cgroups import MIB, MemoryCgroup
 from emulator.docker.labels import run_labels
 from emulator.docker.network import Lan, Topology
-from emulator.lambdas import MB_PER_VCPU, FunctionConfig
+from emulator.contracts.lambdas import MB_PER_VCPU, FunctionConfig
 from emulator.lambda_runtime.environment import ExecutionEnvironment
 
 LAMBDA_NOFILE = 1024  # Lambda's file descriptor limit

@@ -25,14 +25,14 @@ from emulator.docker.images import ensure_worker_image
 from emulator.docker.nat import NatPreset
 from emulator.docker.network import NetworkConfig, Topology
 from emulator.docker.progress import QUIET, RichBuildProgress
-from emulator.lambdas import InvocationRecord
+from emulator.contracts.lambdas import InvocationRecord
 from emulator.s3server import LOCAL_CREDENTIALS
-from emulator.units import format_size
+from emulator.contracts.units import format_size
 
 
 @dataclass
 class EmulatorOptions:
-    """The Docker side of a run (the job itself is a ``pipeline.JobConfig``)."""
+    """The Docker side of a run (the job itself is a ``JobConfig``)."""
 
     network: NetworkConfig = field(default_factory=NetworkConfig)
     image: str | None = None  # default: ensure_worker_image()
@@ -65,7 +65,7 @@ def s3_client_for(url: str) -> Any:
 
 
 def run_emulated_job(
-    config: pipeline.JobConfig,
+    config: JobConfig,
     options: EmulatorOptions | None = None,
     *,
     runs_dir: Path,
@@ -101,7 +101,7 @@ def run_emulated_job(
 
     files = pipeline.ensure_dataset(config, data_cache)
     world = config.workers or len(files)
-    run_id = pipeline.new_run_id()
+    run_id = job.new_run_id()
     topology = Topology(image, options.network, run_id=run_id, client=client)
     try:
         with topology:

@@ -26,19 +26,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import IO, Any
 
-from emulator.cloudwatch import log_group_name, log_stream_name
-from emulator.lambdas import FunctionConfig, LambdaFunctionError
+from emulator.contracts.cloudwatch import log_group_name, log_stream_name
+from emulator.contracts.aws import INIT_LIMIT_S, REGION, function_arn
+from emulator.contracts.lambdas import FunctionConfig, LambdaFunctionError
 from emulator.lambda_runtime.runtime_api import Invocation, RuntimeAPIServer
 
-REGION = "us-east-1"
-ACCOUNT_ID = "000000000000"
-INIT_LIMIT_S = 10.0  # Lambda's INIT phase limit (on-demand)
 _WATCH_INTERVAL_S = 0.02
-
-
-def function_arn(name: str, region: str = REGION, account: str = ACCOUNT_ID) -> str:
-    """The ARN Lambda gives a function."""
-    return f"arn:aws:lambda:{region}:{account}:function:{name}"
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote
 
-from emulator.lambdas import LambdaFunctionError
+from emulator.contracts.lambdas import LambdaFunctionError
 from emulator.lambda_runtime.service import LambdaService
 
 _PATH = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations(?:\?.*)?$")

@@ -7,7 +7,7 @@ What it does per invocation, as Lambda does:
    a new one (cold start: INIT is timed and reported as ``Init Duration``);
 3. the invocation under the function's timeout;
 4. ``START`` / ``END`` / ``REPORT`` lines in the environment's log stream and
-   an :class:`~emulator.lambdas.InvocationRecord`.
+   an :class:`~emulator.contracts.lambdas.InvocationRecord`.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-from emulator.cloudwatch import ReportLine, billed_duration_ms, end_line, report_line, start_line
-from emulator.lambdas import FunctionConfig, InvocationRecord, LambdaFunctionError, new_request_id
+from emulator.contracts.cloudwatch import ReportLine, billed_duration_ms, end_line, report_line, start_line
+from emulator.contracts.lambdas import FunctionConfig, InvocationRecord, LambdaFunctionError, new_request_id
 from emulator.lambda_runtime.environment import ExecutionEnvironment, InvokeOutcome, ProcessEnvironment
 
 EnvironmentFactory = Callable[[FunctionConfig], ExecutionEnvironment]

@@ -11,16 +11,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from emulator.lambdas import LambdaFunctionError, LambdaInvoker
+from emulator.contracts import aws
+from emulator.contracts.aws import function_name_of
+from emulator.contracts.lambdas import LambdaFunctionError, LambdaInvoker
 from emulator.stepfunctions import errors as E
 from emulator.stepfunctions.choice import evaluate_rule
 from emulator.stepfunctions.clock import RealClock
 from emulator.stepfunctions.definition import LAMBDA_INVOKE, validate_machine
 from emulator.stepfunctions.history import History, as_json
+from emulator.stepfunctions.retry import RetryCounter, find_catcher, retriers_of
 from emulator.stepfunctions.paths import apply_input_path, apply_result_path, evaluate, resolve_template
 
-REGION = "us-east-1"
-ACCOUNT = "000000000000"
 _SUBSTITUTION = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 
 
@@ -52,13 +53,6 @@ def substitute(text: str, substitutions: dict[str, str]) -> str:
     return _SUBSTITUTION.sub(lambda m: substitutions[m.group(1)], text)
 
 
-def function_name_of(value: str) -> str:
-    """A function name from a name, partial ARN or full ARN (qualifier dropped)."""
-    if ":function:" in value:
-        return value.split(":function:", 1)[1].split(":", 1)[0]
-    return value
-
-
 class StateMachine:
     """A validated definition, ready to run any number of executions.
 
@@ -81,7 +75,7 @@ class StateMachine:
             raise E.DefinitionError(f"the definition is not valid JSON: {exc}") from exc
         validate_machine(self.definition)
         self.name = name
-        self.arn = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{name}"
+        self.arn = aws.state_machine_arn(name)
 
     def execute(self, input: Any, *, invoker: LambdaInvoker, s3_client: Any = None, name: str | None = None,
                 on_event: Callable[[dict[str, Any]], None] | None = None, clock: Any = None,
@@ -103,7 +97,7 @@ class Execution:
         self.invoker = invoker
         self.s3 = s3_client
         self.name = name
-        self.arn = arn or f"arn:aws:states:{REGION}:{ACCOUNT}:execution:{machine.name}:{name}"
+        self.arn = arn or aws.execution_arn(machine.name, name)
         self.history = history
         self.clock = clock
         self.rng = rng
@@ -117,7 +111,7 @@ class Execution:
     # -- top level ------------------------------------------------------------
     def run(self) -> ExecutionResult:
         """Run to completion, honouring the machine-level TimeoutSeconds."""
-        self.history.add("ExecutionStarted", {"input": as_json(self.input), "roleArn": f"arn:aws:iam::{ACCOUNT}:role/lambdatwin"})
+        self.history.add("ExecutionStarted", {"input": as_json(self.input), "roleArn": aws.role_arn("lambdatwin")})
         timeout = self.definition.get("TimeoutSeconds")
         if timeout:
             self.deadline = self.start_time + timeout
@@ -166,7 +160,7 @@ class Execution:
         """The context object (``$$``)."""
         ctx: dict[str, Any] = {
             "Execution": {"Id": self.arn, "Name": self.name, "Input": self.input,
-                          "StartTime": _iso(self.start_time), "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/lambdatwin"},
+                          "StartTime": _iso(self.start_time), "RoleArn": aws.role_arn("lambdatwin")},
             "State": {"Name": state_name, "EnteredTime": _iso(entered), "RetryCount": retry_count},
             "StateMachine": {"Id": self.machine.arn, "Name": self.machine.name},
         }
@@ -256,35 +250,22 @@ class Execution:
     # -- Retry and Catch ------------------------------------------------------------
     def _with_retry_catch(self, name: str, state: dict, raw: Any, item: dict | None, entered: float,
                           nxt: str | None) -> tuple[Any, str | None]:
-        retriers = state.get("Retry", [])
-        attempts = [0] * len(retriers)
-        retry_count = 0
+        counter = RetryCounter(retriers_of(state))
         while True:
             try:
-                ctx = self.context(name, entered, retry_count, item)
+                ctx = self.context(name, entered, counter.total, item)
                 return self._run_once(name, state, raw, ctx), nxt
             except E.StatesError as exc:
-                index = next((i for i, r in enumerate(retriers) if E.matches(r["ErrorEquals"], exc.error)), None)
-                if index is not None and attempts[index] < retriers[index].get("MaxAttempts", 3):
-                    self._sleep(self.retry_delay(retriers[index], attempts[index]))
-                    attempts[index] += 1
-                    retry_count += 1
+                delay = counter.next_delay(exc.error, self.rng)
+                if delay is not None:
+                    self._sleep(delay)
                     continue
-                for catcher in state.get("Catch", []):
-                    if E.matches(catcher["ErrorEquals"], exc.error):
-                        output = apply_result_path(catcher.get("ResultPath", "$"), raw,
-                                                   {"Error": exc.error, "Cause": exc.cause})
-                        return output, catcher["Next"]
+                catcher = find_catcher(state, exc.error)
+                if catcher is not None:
+                    output = apply_result_path(catcher.get("ResultPath", "$"), raw,
+                                               {"Error": exc.error, "Cause": exc.cause})
+                    return output, catcher["Next"]
                 raise
-
-    def retry_delay(self, retrier: dict[str, Any], attempt: int) -> float:
-        """Seconds before retry number ``attempt + 1`` (backoff, cap, jitter)."""
-        delay = retrier.get("IntervalSeconds", 1) * retrier.get("BackoffRate", 2.0) ** attempt
-        if "MaxDelaySeconds" in retrier:
-            delay = min(delay, retrier["MaxDelaySeconds"])
-        if retrier.get("JitterStrategy", "NONE") == "FULL":
-            delay = self.rng.uniform(0, delay)
-        return delay
 
     def _run_once(self, name: str, state: dict, raw: Any, ctx: dict) -> Any:
         data = apply_input_path(state.get("InputPath", "$"), raw, ctx)
@@ -310,7 +291,7 @@ class Execution:
             function = function_name_of(str(params.get("FunctionName", "")))
             payload = params.get("Payload", data)
             self.history.add("TaskScheduled", {"resourceType": "lambda", "resource": "invoke",
-                                               "region": REGION, "parameters": as_json(params)})
+                                               "region": aws.REGION, "parameters": as_json(params)})
             self.history.add("TaskStarted", {"resourceType": "lambda", "resource": "invoke"})
         else:
             function, payload = function_name_of(resource), params

@@ -10,6 +10,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from emulator.contracts import aws
 from emulator.stepfunctions import errors as E
 from emulator.stepfunctions.definition import S3_GET_OBJECT, S3_LIST_OBJECTS
 from emulator.stepfunctions.history import History, as_json
@@ -161,7 +162,7 @@ def _run_distributed(execution: "Execution", name: str, state: dict, machine: di
                      workers: int, data: Any, ctx: dict) -> Any:
     run_id = str(uuid.uuid4())
     label = state.get("Label", name)
-    map_run_arn = f"arn:aws:states:us-east-1:000000000000:mapRun:{execution.machine.name}/{label}:{run_id}"
+    map_run_arn = aws.map_run_arn(execution.machine.name, label, run_id)
     execution.history.add("MapRunStarted", {"mapRunArn": map_run_arn})
     tolerated_pct = _number(state, "ToleratedFailurePercentage", data, ctx, None)
     tolerated_count = _number(state, "ToleratedFailureCount", data, ctx, None)
@@ -191,7 +192,7 @@ def _run_distributed(execution: "Execution", name: str, state: dict, machine: di
         child = Execution(execution.machine, inputs[index], invoker=execution.invoker, s3_client=execution.s3,
                           name=child_name, history=History(clock=execution.clock), clock=execution.clock,
                           rng=execution.rng, stop=execution.stop, definition=machine,
-                          arn=f"arn:aws:states:us-east-1:000000000000:execution:{execution.machine.name}/{label}:{child_name}")
+                          arn=aws.execution_arn(f"{execution.machine.name}/{label}", child_name))
         child.deadline = execution.deadline
         start = execution.clock.now()
         record: dict[str, Any] = {"index": index, "name": child_name, "execution_arn": child.arn,

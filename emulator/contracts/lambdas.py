@@ -12,12 +12,8 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-# Lambda gives a function one full vCPU at 1,769 MB and scales CPU linearly
-# with memory up to 6 vCPUs at 10,240 MB.
-MB_PER_VCPU = 1769
-MIN_MEMORY_MB = 128
-MAX_MEMORY_MB = 10240
-MAX_TIMEOUT_S = 900
+from emulator.contracts import aws
+from emulator.contracts.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -30,22 +26,24 @@ class FunctionConfig:
     timeout_s: float = 3.0
     environment: dict[str, str] = field(default_factory=dict)
     reserved_concurrency: int | None = None
+    ephemeral_storage_mb: int = aws.DEFAULT_EPHEMERAL_STORAGE_MB
 
     def __post_init__(self) -> None:
-        if not (MIN_MEMORY_MB <= self.memory_mb <= MAX_MEMORY_MB):
-            raise ValueError(
-                f"function {self.name}: MemorySize {self.memory_mb} MB is outside "
-                f"Lambda's {MIN_MEMORY_MB}-{MAX_MEMORY_MB} MB range"
-            )
-        if not (0 < self.timeout_s <= MAX_TIMEOUT_S):
-            raise ValueError(f"function {self.name}: Timeout {self.timeout_s} s must be in (0, {MAX_TIMEOUT_S}]")
+        if not (aws.MIN_MEMORY_MB <= self.memory_mb <= aws.MAX_MEMORY_MB):
+            raise ConfigError(f"function {self.name}: MemorySize {self.memory_mb} MB is outside "
+                              f"Lambda's {aws.MIN_MEMORY_MB}-{aws.MAX_MEMORY_MB} MB range")
+        if not (0 < self.timeout_s <= aws.MAX_TIMEOUT_S):
+            raise ConfigError(f"function {self.name}: Timeout {self.timeout_s} s must be in (0, {aws.MAX_TIMEOUT_S}]")
+        if not (aws.MIN_EPHEMERAL_STORAGE_MB <= self.ephemeral_storage_mb <= aws.MAX_EPHEMERAL_STORAGE_MB):
+            raise ConfigError(f"function {self.name}: EphemeralStorage {self.ephemeral_storage_mb} MB is outside "
+                              f"Lambda's {aws.MIN_EPHEMERAL_STORAGE_MB}-{aws.MAX_EPHEMERAL_STORAGE_MB} MB range")
         if "." not in self.handler:
-            raise ValueError(f"function {self.name}: handler {self.handler!r} must look like 'module.function'")
+            raise ConfigError(f"function {self.name}: handler {self.handler!r} must look like 'module.function'")
 
     @property
     def vcpus(self) -> float:
         """The CPU share Lambda gives this memory size."""
-        return min(6.0, self.memory_mb / MB_PER_VCPU)
+        return aws.lambda_vcpus(self.memory_mb)
 
 
 class LambdaFunctionError(Exception):

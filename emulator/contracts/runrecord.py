@@ -37,7 +37,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-from emulator.lambdas import InvocationRecord
+from emulator.contracts.lambdas import InvocationRecord
 
 SCHEMA = "lambdatwin.run-record"
 SCHEMA_VERSION = 1
