@@ -10,6 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from emulator.contracts import job
 from emulator.contracts.units import format_size, parse_size
 
 DEFAULT_PARTITION = "25MB"
@@ -61,7 +62,7 @@ def add_job_arguments(p: argparse.ArgumentParser) -> None:
 
 def job_config_from_args(args: argparse.Namespace):
     """Build a JobConfig from CLI arguments (raises ValueError with a message for the user)."""
-    from emulator.pipeline import JobConfig
+    from emulator.contracts.job import JobConfig
 
     data_size = parse_size(args.data_size)
     if args.partition_size is not None:

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from emulator.contracts.job import JobConfig
-from emulator import pipeline, runrecord
+from emulator import pipeline
+from emulator.contracts import runrecord
 from emulator.cli import main
 from emulator.contracts.cloudwatch import parse_report_lines
 from emulator.lambda_runtime.environment import ProcessEnvironment
@@ -61,8 +62,11 @@ def test_cli_run_completes_every_rank_with_measured_report_lines(tmp_path, capsy
 
 
 def test_worker_past_its_timeout_fails_the_run_and_names_the_ranks(tmp_path, s3_server):
-    # 20 ms cannot fit creating an S3 client, building the model and reading a partition.
-    result = run_small(tmp_path, s3_server, small_config(worker_timeout_s=0.02, batch_size=1))
+    # Lambda's minimum Timeout is 1 s; 60 MB partitions at batch size 1 (732 samples each, one
+    # forward pass apiece on a shared 2-core machine) cannot finish inside it.
+    config = small_config(data_size_bytes=parse_size("180MB"), partition_size_bytes=parse_size("60MB"),
+                          worker_timeout_s=1, batch_size=1)
+    result = run_small(tmp_path, s3_server, config)
     assert result.status == "FAILED" and result.error == "RanksFailed"
     summary = result.record.summary
     assert summary["complete"] is False

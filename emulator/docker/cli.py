@@ -8,6 +8,8 @@ from typing import Any
 
 from rich.console import Console
 
+from emulator.contracts import job
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``emulate`` (with its ``down`` action)."""

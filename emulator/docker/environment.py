@@ -36,7 +36,8 @@ from typing import Any
 from emulator.docker.cgroups import MIB, MemoryCgroup
 from emulator.docker.labels import run_labels
 from emulator.docker.network import Lan, Topology
-from emulator.contracts.lambdas import MB_PER_VCPU, FunctionConfig
+from emulator.contracts.aws import MB_PER_VCPU
+from emulator.contracts.lambdas import FunctionConfig
 from emulator.lambda_runtime.environment import ExecutionEnvironment
 
 LAMBDA_NOFILE = 1024  # Lambda's file descriptor limit

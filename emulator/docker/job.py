@@ -19,12 +19,14 @@ from typing import Any, Callable
 from rich.console import Console
 
 from emulator import pipeline
+from emulator.contracts import job
 from emulator.docker.engine import docker_client
 from emulator.docker.environment import ContainerEnvironment
 from emulator.docker.images import ensure_worker_image
 from emulator.docker.nat import NatPreset
 from emulator.docker.network import NetworkConfig, Topology
 from emulator.docker.progress import QUIET, RichBuildProgress
+from emulator.contracts.job import JobConfig
 from emulator.contracts.lambdas import InvocationRecord
 from emulator.s3server import LOCAL_CREDENTIALS
 from emulator.contracts.units import format_size
