@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from emulator.cli import main
+from emulator.cli.main import main
 from realaws import dns
 from realaws.deploy import deploy
 from realaws.errors import AwsError, NotDeployedError

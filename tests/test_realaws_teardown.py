@@ -7,7 +7,7 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from emulator.cli import main
+from emulator.cli.main import main
 from realaws.config import STACK_TAG
 from realaws.deploy import deploy
 from realaws.errors import explain

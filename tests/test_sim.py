@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from emulator.cli import main
+from emulator.cli.main import main
 from emulator.contracts.lambdas import InvocationRecord
 from emulator.contracts.runrecord import RunRecord, save
 from sim.calibrate import cross_validate, fit, load_observations, observations_from_cloudwatch, predict_duration
