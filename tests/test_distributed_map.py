@@ -7,6 +7,7 @@ import gzip
 import json
 import re
 import threading
+from dataclasses import replace
 
 import pytest
 
@@ -15,6 +16,7 @@ from emulator.contracts.lambdas import LambdaFunctionError
 from emulator.contracts.runrecord import RunRecord
 from emulator.stepfunctions import DefinitionError, StateMachine, VirtualClock
 from emulator.stepfunctions.map_state import EXCEEDED_CAUSE, EXPRESS_REDELIVERY_ENV
+from sim.model import JobSpec, simulate
 from sim.prices import usage_from_record
 
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
@@ -322,3 +324,12 @@ def test_express_children_are_at_least_once_when_redelivery_is_asked_for(monkeyp
     once = Functions(f=lambda p: p * 2)
     machine(dmap(None, "EXPRESS", ItemsPath="$.xs")).execute({"xs": [1, 2, 3]}, invoker=once)
     assert len(once.calls) == 3
+
+
+def test_sim_bills_express_children_and_still_the_parents_transitions():
+    spec = JobSpec(data_size_bytes=8 * 25_000_000, workers=8)
+    standard = simulate(spec, seed=1)
+    express = simulate(replace(spec, express_children=True), seed=1)
+    worker_transitions = len(express.invocations) - sum(1 for i in express.invocations if i["function"] != "worker")
+    assert express.usage.sfn_express_requests == 8
+    assert express.usage.sfn_transitions == standard.usage.sfn_transitions - worker_transitions > 0

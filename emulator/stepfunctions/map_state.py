@@ -297,6 +297,7 @@ class MapRun:
         except E.ExecutionStopped:
             parent_over = execution.deadline is not None and clock.now() > execution.deadline
             if execution.stop.is_set() or parent_over or not self.express:
+                run.history.add("ExecutionAborted", {})
                 raise
             cause = f"The Express child workflow ran longer than {aws.EXPRESS_MAX_DURATION_S} seconds"
             run.history.add("ExecutionTimedOut", {"error": E.TIMEOUT, "cause": cause})
