@@ -174,13 +174,13 @@ def _validate_map(name: str, state: dict) -> None:
     if label is not None and (not isinstance(label, str) or not label or len(label) > MAX_LABEL_LENGTH
                               or _LABEL_FORBIDDEN.search(label)):
         raise _err(name, "Label", f"must be 1-{MAX_LABEL_LENGTH} characters without whitespace, control "
-                                  "characters or any of < > { } [ ] ? * \" # % \\ ^ | ~ ` $ & , ; : /")
+                                  "characters or any of < > { } [ ] ? * \" # % \\ ^ | ~ ` $ & , ; :")
 
 
 # Map Label: up to 40 characters; no whitespace, brackets, wildcards, special or control characters
 # (https://docs.aws.amazon.com/step-functions/latest/dg/state-map-distributed.html, "Label").
 MAX_LABEL_LENGTH = 40
-_LABEL_FORBIDDEN = re.compile(r"[\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f]")
+_LABEL_FORBIDDEN = re.compile(r"[\s<>{}\[\]?*\"#%\\^|~`$&,;:\x00-\x1f\x7f-\x9f]")
 READER_INPUT_TYPES = ("JSON", "JSONL", "CSV", "MANIFEST")
 WRITER_OUTPUT_TYPES = ("JSON", "JSONL")
 WRITER_TRANSFORMATIONS = ("NONE", "COMPACT", "FLATTEN")
