@@ -333,3 +333,10 @@ def test_sim_bills_express_children_and_still_the_parents_transitions():
     worker_transitions = len(express.invocations) - sum(1 for i in express.invocations if i["function"] != "worker")
     assert express.usage.sfn_express_requests == 8
     assert express.usage.sfn_transitions == standard.usage.sfn_transitions - worker_transitions > 0
+
+
+def test_a_result_writer_failure_fails_the_map_run(s3_server):
+    sm = machine(dmap(ItemsPath="$.xs", ResultWriter={"Resource": PUT_OBJECT, "Parameters": {"Bucket": "no-such-bucket-x1"}}))
+    result = sm.execute({"xs": [2]}, invoker=Functions(f=odd_fails), s3_client=s3_server.client())
+    assert result.status == "FAILED" and result.error == "States.ResultWriterFailed"
+    assert types(result)[-3:] == ["MapRunFailed", "MapStateFailed", "ExecutionFailed"]

@@ -233,8 +233,11 @@ class MapRun:
         writer = self.state.get("ResultWriter")
         result = None
         if writer is not None:
-            result = write_results(self.execution.s3, self.name, writer, self.arn, self.run_id,
-                                   self._child_machine_arn(), self.children, data, ctx)
+            try:
+                result = write_results(self.execution.s3, self.name, writer, self.arn, self.run_id,
+                                       aws.state_machine_arn(self._child_machine()), self.children, data, ctx)
+            except E.StatesError as exc:
+                return self._fail(exc.error, exc.cause)
             if "Resource" in writer:
                 record["result_writer"] = result["ResultWriterDetails"]
                 written = [c for c in self.children if c["status"] != "ABORTED"]
@@ -251,12 +254,13 @@ class MapRun:
         self.execution.history.add("MapStateFailed")
         raise E.StatesError(error, cause)
 
-    def _child_machine_arn(self) -> str:
-        return f"{self.execution.machine.arn}/{self.label}"
+    def _child_machine(self) -> str:
+        """The children's state machine name: ``MACHINE/LABEL``."""
+        return f"{self.execution.machine.name}/{self.label}"
 
     def _child_arn(self, child_name: str) -> str:
-        machine = f"{self.execution.machine.name}/{self.label}"
-        return aws.express_execution_arn(machine, child_name) if self.express else aws.execution_arn(machine, child_name)
+        build = aws.express_execution_arn if self.express else aws.execution_arn
+        return build(self._child_machine(), child_name)
 
     # -- one child ------------------------------------------------------------------------------
     def _run_child(self, index: int) -> None:
