@@ -22,7 +22,7 @@ from realaws.images import ImageMissingError
 from emulator.contracts.job import JobConfig, resolve_partition_size
 from realaws.run import RunOptions, run_job
 from sim.prices import PriceTable, bill_for_record
-from test_realaws_support import (ACCOUNT, FAKE_KEY_ID, FAKE_SECRET, REGION, SEED_REPORT, STACK,  # noqa: F401
+from tests.realaws_helpers import (ACCOUNT, FAKE_KEY_ID, FAKE_SECRET, REGION, SEED_REPORT, STACK,  # noqa: F401
                                   all_files_text, aws, aws_executing, hosted_zone, invocation_lines,
                                   moto_runnable_definition, push_image, put_json, put_log_lines,
                                   queue_lambda_results, stack_config)

@@ -17,7 +17,7 @@ from pathlib import Path
 from emulator.contracts.errors import ConfigError, ResourceLimitError
 from emulator.contracts.job import JobConfig
 from emulator.contracts.units import format_size
-from worker.datagen import partition_plan
+from worker.datagen import samples_per_partition
 from worker.partitions import BYTES_PER_SAMPLE
 
 # Resident memory of one worker environment besides its partition: the runtime
@@ -47,12 +47,17 @@ def plan_for(config: JobConfig) -> Plan:
     if config.partition_size_bytes < BYTES_PER_SAMPLE:
         raise ConfigError(f"partition size {format_size(config.partition_size_bytes)} is smaller than one sample "
                           f"({BYTES_PER_SAMPLE:,} B); raise --partition-size or lower --workers")
-    samples = partition_plan(config.data_size_bytes, config.partition_size_bytes)
-    dataset = sum(samples) * BYTES_PER_SAMPLE
-    concurrent = config.world_size if not config.max_concurrency else min(config.world_size, config.max_concurrency)
-    per_worker = WORKER_BASE_BYTES + PARTITION_COPIES_IN_MEMORY * max(samples) * BYTES_PER_SAMPLE
+    # partition_plan's arithmetic without its list: a 1 PB job must be refused in microseconds.
+    full, rest = divmod(config.data_size_bytes, config.partition_size_bytes)
+    per_full = samples_per_partition(config.partition_size_bytes)
+    last = samples_per_partition(rest) if rest >= BYTES_PER_SAMPLE or not full else 0
+    partitions = full + (1 if last else 0)
+    dataset = (full * per_full + last) * BYTES_PER_SAMPLE
+    world = config.workers or partitions
+    concurrent = min(world, config.max_concurrency) if config.max_concurrency else world
+    per_worker = WORKER_BASE_BYTES + PARTITION_COPIES_IN_MEMORY * max(per_full, last) * BYTES_PER_SAMPLE
     per_worker = min(per_worker, config.worker_memory_mb * 10**6)  # MemorySize caps each environment
-    return Plan(dataset, len(samples), concurrent, concurrent * per_worker)
+    return Plan(dataset, partitions, concurrent, concurrent * per_worker)
 
 
 def check_fits(config: JobConfig, cache_dir: Path, dataset_cached: bool) -> Plan:

@@ -3,20 +3,18 @@
 Baseline measured in the same run: a 1,000-worker job; ratios are per-worker
 cost against it (near 1.0 means the model scales linearly). Goals: 10,000
 workers < 2 s, 100,000 workers < 20 s on this machine. Writes
-bench/results/sim.json. Run: python bench/sim.py
+bench/results/sim.json. Run: python bench/sim_scale.py
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
 from pathlib import Path
 
-# Run as a script, this file's folder comes first on sys.path and its name
-# would shadow the `sim` package it measures.
-sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-from sim.model import JobSpec, simulate  # noqa: E402
+from sim.model import JobSpec, simulate
 
 RESULTS = Path(__file__).resolve().parent / "results" / "sim.json"
 GOALS_S = {10_000: 2.0, 100_000: 20.0}
@@ -31,6 +29,7 @@ def time_job(workers: int) -> tuple[float, float]:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     base_s, _ = time_job(1_000)
     rows = {}
     for workers in (10_000, 100_000):
