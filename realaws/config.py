@@ -4,7 +4,7 @@ A file is JSON (``.json``) or TOML (anything else), with the same shape as
 :meth:`StackConfig.to_dict`, e.g.::
 
     name = "demo"
-    region = "us-east-1"
+    region = "eu-west-1"
     [functions.worker]
     memory_mb = 3008
     reserved_concurrency = 200

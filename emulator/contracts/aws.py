@@ -13,6 +13,8 @@ from typing import Final
 REGION: Final = "us-east-1"
 ACCOUNT_ID: Final = "000000000000"
 PARTITION: Final = "aws"
+# CreateBucket there takes no LocationConstraint (https://docs.aws.amazon.com/AmazonS3/latest/API/API_CreateBucket.html).
+S3_LOCATIONLESS_REGION: Final = "us-east-1"
 
 # -- Lambda limits (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html) --
 MIN_MEMORY_MB: Final = 128
