@@ -159,7 +159,9 @@ def orchestration_from_record(record: RunRecord) -> Orchestration | None:
     map_name = next((n for n, (a, b) in spans.items() if a <= workers[0].start and b >= workers[-1].start), None)
     if map_name:
         map_tail = spans[map_name][1] - max(i.end for i in workers)
-    starts = [i.start for i in workers]
+    # The ramp: children started before the first one ended (later starts wait for a free slot).
+    first_end = min(i.end for i in workers)
+    starts = [i.start for i in workers if i.start < first_end]
     if len(starts) > 1 and starts[-1] > starts[0]:
         rate = (len(starts) - 1) / (starts[-1] - starts[0])
     return Orchestration(record.run_id, world, init_over, map_tail, rate)
@@ -394,23 +396,27 @@ def _fit_memory(p: ModelParams, obs: list[Observation]) -> None:
 
 
 def _fit_control(p: ModelParams, obs: list[Observation]) -> None:
+    """Initialize and Summarize: fixed CPU and CPU per S3 request (scaled by the CPU share), request latency a prior."""
     summ = [o for o in obs if o.role == "summarize" and o.duration_s and o.world]
-    inits = [o for o in obs if o.role == "initialize" and o.duration_s]
-    if inits:
-        o = inits[0]
-        share = min(1.0, o.memory_mb / 1769.0)
-        cpu = statistics.median(x.duration_s for x in inits) * share - 3 * p.request_cpu_s
-        _fitted(p, "control_cpu_s", max(0.0, cpu), f"median Duration of {len(inits)} Initialize invocations")
-    else:
-        p.unidentified.append("Initialize Duration: no Initialize invocation")
     worlds = {o.world for o in summ}
     if len(worlds) >= 2:
-        xs = np.array([o.world for o in summ], dtype=float)
-        ys = np.array([o.duration_s * min(1.0, o.memory_mb / 1769.0) for o in summ])
+        xs = np.array([o.world + 2 for o in summ], dtype=float)
+        ys = np.array([(o.duration_s - (math.ceil(o.world / p.summarize_read_threads) + 2) * p.request_latency_s)
+                       * min(1.0, o.memory_mb / 1769.0) for o in summ])
         slope, _ = np.polyfit(xs, ys, 1)
         _fitted(p, "request_cpu_s", max(0.0, slope), f"Summarize Duration against world size ({sorted(worlds)})")
     else:
         p.unidentified.append("Summarize per-result cost: Summarize measured at fewer than two world sizes")
+    inits = [o for o in obs if o.role == "initialize" and o.duration_s]
+    if inits:
+        cpu = []
+        for o in inits:
+            requests = math.ceil((o.world or 1) / 1000) + 2  # list pages, model HEAD, assignment PUT
+            cpu.append((o.duration_s - requests * p.request_latency_s) * min(1.0, o.memory_mb / 1769.0)
+                       - requests * p.request_cpu_s)
+        _fitted(p, "control_cpu_s", max(0.0, statistics.median(cpu)), f"median Duration of {len(inits)} Initialize invocations")
+    else:
+        p.unidentified.append("Initialize Duration: no Initialize invocation")
 
 
 def _fit_orchestration(p: ModelParams, orch: list[Orchestration]) -> None:

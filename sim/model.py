@@ -277,7 +277,9 @@ class _Simulation:
             phases["deserialize_s"] *= factor
             phases["compute_s"] *= factor
             used = p.max_memory_mb(self.bytes_held)
+            work = {"samples": float(self.samples[rank]), "bytes_read": float(self.bytes_read[rank]), "gets": int(self.gets[rank])}
         else:
+            work = {}
             phases = {"handler_s": self._control_seconds(function, memory_mb)}
             used = p.control_memory_used_mb
         handler_s = sum(phases.values())
@@ -287,6 +289,9 @@ class _Simulation:
             used = memory_mb
         elif function == "worker" and self.spec.failure_rate and self.rng.random() < self.spec.failure_rate:
             status, error, handler_s = "error", aws.LAMBDA_EXIT_ERROR, handler_s * float(self.rng.random())
+        if status == "error":  # the phases ran until the failure
+            scale = handler_s / max(1e-9, sum(phases.values()))
+            phases = {k: v * scale for k, v in phases.items()}
         comm_s = 0.0
         if function == "worker" and self.spec.comm != "none" and status == "success":
             yield self.env.timeout(init + min(handler_s, timeout_s))
@@ -315,7 +320,7 @@ class _Simulation:
         self.invocations.append({
             "function": function, "rank": rank, "start": start, "end": self.env.now, "init_s": init,
             "duration_s": duration, "billed_ms": billed_ms, "memory_mb": memory_mb, "max_memory_used_mb": used,
-            "status": status, "error": error, "cold": bool(cold), "comm_s": comm_s, **phases,
+            "status": status, "error": error, "cold": bool(cold), "comm_s": comm_s, **phases, **work,
         })
         self.lam.release(function, reusable=status == "success" or error == aws.LAMBDA_OUT_OF_MEMORY)
         return status, error

@@ -130,7 +130,8 @@ def plot_gantt(result: SimResult, out: Path) -> list[Path]:
     times, running = zip(*result.concurrency) if result.concurrency else ((0.0,), (0,))
     ax_conc.step(times, running, where="post", color="black", linewidth=1, label="running environments")
     limit = result.spec.reserved_concurrency or result.spec.account_concurrency
-    ax_conc.axhline(limit, color="red", linestyle="--", linewidth=1, label=f"concurrency limit {limit:,}")
+    if limit <= 2 * max(running):
+        ax_conc.axhline(limit, color="red", linestyle="--", linewidth=1, label=f"concurrency limit {limit:,}")
     colds = [w["start"] for w in workers if w["cold"]]
     if colds:
         ax_conc.hist(colds, bins=edges, color="#999999", alpha=0.6, label="cold starts per bin")
