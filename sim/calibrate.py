@@ -217,39 +217,46 @@ def _fit_bytes_per_sample(p: ModelParams, obs: list[Observation]) -> None:
     _fitted(p, "bytes_per_sample", measured, f"median bytes/row of {len(both)} invocations")
 
 
+def _compute_shape(p: ModelParams, comp: list[Observation]) -> tuple[float, float | None, list[int]]:
+    """(per-sample cost at large batch, per-batch overhead in samples or None, batch sizes) for p's vCPU scaling."""
+    by_batch: dict[int, list[float]] = {}
+    for o in comp:  # medians per batch size: robust to stragglers
+        by_batch.setdefault(o.batch_size, []).append(o.compute_s * o.speedup(p) / _samples(o, p))
+    batches = sorted(by_batch)
+    costs = [statistics.median(by_batch[b]) for b in batches]
+    if len(batches) >= 2:
+        slope, intercept = np.polyfit(np.array([1.0 / b for b in batches]), np.array(costs), 1)
+        if intercept > 0 and slope >= 0:
+            return float(intercept), float(slope / intercept), batches
+    return statistics.median(c / (1 + p.batch_overhead_samples / b) for c, b in zip(costs, batches)), None, batches
+
+
 def _fit_compute(p: ModelParams, obs: list[Observation]) -> None:
     comp = [o for o in obs if o.role == "worker" and o.compute_s and _samples(o, p) > 0]
     if not comp:
         p.unidentified.append("compute per sample: no compute timings (per-rank compute_seconds)")
         return
-    # Per-sample CPU cost on one vCPU, by batch size; robust to stragglers (medians).
-    by_batch: dict[int, list[float]] = {}
-    for o in comp:
-        by_batch.setdefault(o.batch_size, []).append(o.compute_s * o.speedup(p) / _samples(o, p))
-    batches = sorted(by_batch)
-    costs = [statistics.median(by_batch[b]) for b in batches]
-    if len(batches) >= 2:
-        x = np.array([1.0 / b for b in batches])
-        slope, intercept = np.polyfit(x, np.array(costs), 1)
-        if intercept > 0 and slope >= 0:
-            _fitted(p, "compute_s_per_sample_vcpu", intercept, f"{len(comp)} compute timings at batch sizes {batches}")
-            _fitted(p, "batch_overhead_samples", slope / intercept, f"batch sizes {batches}")
-        else:
-            p.warnings.append(f"batch-size effect not monotone in {batches}; kept the prior shape")
-            _fitted(p, "compute_s_per_sample_vcpu", statistics.median(costs) / (1 + p.batch_overhead_samples / batches[0]),
-                    f"{len(comp)} compute timings")
-    else:
-        b = batches[0]
-        _fitted(p, "compute_s_per_sample_vcpu", costs[0] / (1 + p.batch_overhead_samples / b),
-                f"median of {len(comp)} compute timings at batch {b}")
-        p.unidentified.append(f"batch-size effect: only batch {b} measured; batch_overhead_samples kept at its "
-                              f"prior {p.batch_overhead_samples:g} (batch 32 ~40% slower than 512)")
     memories = {round(o.cpus or o.memory_mb, 3) for o in comp}
-    if len(memories) >= 2:
-        best = min(np.linspace(0.2, 1.0, 81), key=lambda e: _compute_log_error(replace(p, parallel_efficiency=e), comp))
+    if len(memories) >= 2:  # vCPU scaling and the batch shape together: grid over the efficiency
+        def error(eff: float) -> float:
+            trial = replace(p, parallel_efficiency=eff)
+            c, h, _ = _compute_shape(trial, comp)
+            trial.compute_s_per_sample_vcpu = c
+            trial.batch_overhead_samples = h if h is not None else p.batch_overhead_samples
+            return _compute_log_error(trial, comp)
+        best = min(np.linspace(0.2, 1.0, 161), key=error)
         _fitted(p, "parallel_efficiency", best, f"compute timings at {len(memories)} CPU shares")
     else:
         p.unidentified.append("vCPU scaling (parallel_efficiency): compute measured at one memory size only")
+    c, h, batches = _compute_shape(p, comp)
+    _fitted(p, "compute_s_per_sample_vcpu", c, f"{len(comp)} compute timings at batch sizes {batches}")
+    if h is not None:
+        _fitted(p, "batch_overhead_samples", h, f"compute timings at batch sizes {batches}")
+    elif len(batches) >= 2:
+        p.warnings.append(f"batch-size effect not monotone in {batches}; kept the prior shape")
+    else:
+        p.unidentified.append(f"batch-size effect: only batch {batches[0]} measured; batch_overhead_samples kept at its "
+                              f"prior {p.batch_overhead_samples:g} (batch 32 ~40% slower than 512)")
     _fit_spread(p, [o.compute_s / _expected_compute(p, o) for o in comp], "compute timings")
 
 
@@ -259,8 +266,10 @@ def _expected_compute(p: ModelParams, o: Observation) -> float:
 
 def _compute_log_error(p: ModelParams, comp: list[Observation]) -> float:
     logs = [math.log(o.compute_s / _expected_compute(p, o)) for o in comp]
-    centre = statistics.median(logs)
-    return sum(abs(v - centre) for v in logs) + abs(centre)
+    by_memory: dict[float, list[float]] = {}
+    for o, v in zip(comp, logs):
+        by_memory.setdefault(round(o.cpus or o.memory_mb, 3), []).append(v)
+    return sum(abs(statistics.median(v)) for v in by_memory.values())  # each memory's median on the line
 
 
 def _fit_spread(p: ModelParams, ratios: list[float], what: str) -> None:
