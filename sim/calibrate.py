@@ -27,6 +27,7 @@ from typing import Iterable
 
 import numpy as np
 
+from emulator.contracts.aws import MB_PER_VCPU, lambda_vcpus
 from emulator.contracts.cloudwatch import parse_report_lines
 from emulator.contracts.job import DEFAULT_BATCH_SIZE
 from emulator.contracts.runrecord import RunRecord
@@ -62,7 +63,7 @@ class Observation:
 
     def speedup(self, params: ModelParams) -> float:
         if self.cpus:
-            return params.speedup(self.cpus * 1769.0)
+            return params.speedup(self.cpus * MB_PER_VCPU)
         return params.speedup(self.memory_mb)
 
 
@@ -409,9 +410,9 @@ def _fit_control(p: ModelParams, obs: list[Observation]) -> None:
     summ = [o for o in obs if o.role == "summarize" and o.duration_s and o.world]
     worlds = {o.world for o in summ}
     if len(worlds) >= 2:
-        xs = np.array([o.world + 2 for o in summ], dtype=float)
-        ys = np.array([(o.duration_s - (math.ceil(o.world / p.summarize_read_threads) + 2) * p.request_latency_s)
-                       * min(1.0, o.memory_mb / 1769.0) for o in summ])
+        xs = np.array([p.summarize_requests(o.world)[0] for o in summ], dtype=float)
+        ys = np.array([(o.duration_s - p.summarize_requests(o.world)[1] * p.request_latency_s)
+                       * min(1.0, lambda_vcpus(o.memory_mb)) for o in summ])
         slope, _ = np.polyfit(xs, ys, 1)
         _fitted(p, "request_cpu_s", max(0.0, slope), f"Summarize Duration against world size ({sorted(worlds)})")
     else:
@@ -420,8 +421,8 @@ def _fit_control(p: ModelParams, obs: list[Observation]) -> None:
     if inits:
         cpu = []
         for o in inits:
-            requests = math.ceil((o.world or 1) / 1000) + 2  # list pages, model HEAD, assignment PUT
-            cpu.append((o.duration_s - requests * p.request_latency_s) * min(1.0, o.memory_mb / 1769.0)
+            requests = p.initialize_requests(o.world or 1)  # partitions unknown here: one per rank assumed
+            cpu.append((o.duration_s - requests * p.request_latency_s) * min(1.0, lambda_vcpus(o.memory_mb))
                        - requests * p.request_cpu_s)
         _fitted(p, "control_cpu_s", max(0.0, statistics.median(cpu)), f"median Duration of {len(inits)} Initialize invocations")
     else:

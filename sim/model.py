@@ -37,7 +37,6 @@ from sim.prices import Bill, PriceTable, Usage, bill_for_usage, s3_requests
 from worker.layout import rank_counts
 
 LOG_BYTES_PER_INVOCATION = 600.0
-LIST_PAGE_KEYS = 1000  # S3 ListObjectsV2 returns at most 1,000 keys per page
 READ_MODES = ("rank", "whole")  # read my partitions | read the whole object and slice my rank out
 SIM_COMM_MODES = COMM_MODES + ("s3",)
 EXPRESS_BILLING_MEMORY_MB = 64  # Express duration is billed at 64 MB per execution
@@ -326,13 +325,10 @@ class _Simulation:
         return status, error
 
     def _control_seconds(self, function: str, memory_mb: int) -> float:
-        p, world, parts = self.params, self.world, self.config.partitions
-        pages = max(1, math.ceil(parts / LIST_PAGE_KEYS))
+        p = self.params
         if function == "initialize":
-            return p.control_seconds(memory_mb, pages + 2)  # list pages, model HEAD, assignment PUT
-        # Summarize: the ResultWriter manifest, every rank's result (threaded), the summary PUT.
-        reads = math.ceil(world / max(1, p.summarize_read_threads))
-        return p.control_seconds(memory_mb, world + 2, reads + 2)
+            return p.control_seconds(memory_mb, p.initialize_requests(self.config.partitions))
+        return p.control_seconds(memory_mb, *p.summarize_requests(self.world))
 
     def collective_s(self) -> float:
         """Pairing plus barrier and allreduce time (alpha-beta, recursive doubling)."""

@@ -29,10 +29,11 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from emulator.contracts.aws import INIT_LIMIT_S, lambda_vcpus
+from emulator.contracts.aws import INIT_LIMIT_S, MB_PER_VCPU, lambda_vcpus
 from worker.layout import BYTES_PER_SAMPLE
 
 PRIOR = "prior"
+LIST_PAGE_KEYS = 1000  # S3 ListObjectsV2 returns at most 1,000 keys per page
 
 
 @dataclass
@@ -45,7 +46,7 @@ class ModelParams:
     setup_s: float = 0.0  # fixed per-invocation handler work
     overhead_s: float = 0.05  # runtime, client setup, result write
     s3_bandwidth_bytes_s: float = 80e6  # one environment's S3 read bandwidth at full network share
-    s3_bandwidth_full_memory_mb: float = 1769.0  # MemorySize from which the bandwidth no longer grows
+    s3_bandwidth_full_memory_mb: float = float(MB_PER_VCPU)  # MemorySize from which the bandwidth no longer grows
     s3_first_byte_s: float = 0.02  # per GET
     deserialize_s_per_byte_vcpu: float = 1 / 400e6  # torch.load and conversion, one vCPU
     compute_s_per_sample_vcpu: float = 0.004  # per sample on one full vCPU, as the batch grows large
@@ -137,6 +138,14 @@ class ModelParams:
         share = min(1.0, lambda_vcpus(memory_mb))
         serial = requests if sequential_requests is None else sequential_requests
         return (self.control_cpu_s + requests * self.request_cpu_s) / share + serial * self.request_latency_s
+
+    def initialize_requests(self, partitions: int) -> int:
+        """S3 requests of Initialize: list pages, the model HEAD, the assignment PUT."""
+        return max(1, math.ceil(partitions / LIST_PAGE_KEYS)) + 2
+
+    def summarize_requests(self, world: int) -> tuple[int, int]:
+        """(S3 requests, of which in a row) of Summarize: manifest, every rank's result (threaded), summary PUT."""
+        return world + 2, math.ceil(world / max(1, self.summarize_read_threads)) + 2
 
     def source_of(self, name: str) -> str:
         """Where ``name``'s value came from."""
