@@ -74,11 +74,12 @@ def plot_sweep(candidates: list[Candidate], out: Path, deadline_s: float | None 
         image = axis.imshow(grid, origin="lower", aspect="auto", cmap="viridis")
         for i in range(len(memories)):
             for j in range(len(parts)):
-                text = "fails" if np.isnan(grid[i, j]) else (f"{grid[i, j]:.3g}")
-                axis.text(j, i, text, ha="center", va="center", fontsize=7, color="white")
+                missing = np.isnan(grid[i, j])
+                axis.text(j, i, "fails" if missing else f"{grid[i, j]:.3g}", ha="center", va="center", fontsize=7,
+                          color="#cc3333" if missing else "white")
         axis.set_xticks(range(len(parts)), [format_size(p) for p in parts], fontsize=8)
         axis.set_yticks(range(len(memories)), [str(m) for m in memories], fontsize=8)
-        axis.set(xlabel="partition size", ylabel="worker memory (MB)", title=title)
+        axis.set(xlabel="partition size", ylabel="worker memory (MB)", title=f"{title}, best over MaxConcurrency")
         fig.colorbar(image, ax=axis, shrink=0.8)
     fig.tight_layout()
     return _save(fig, out, "sweep_cost_makespan", source)
