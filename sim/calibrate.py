@@ -61,10 +61,13 @@ class Observation:
     load_s: float | None = None
     pairing_s: float | None = None  # per pairing round
 
+    @property
+    def cpu_memory_mb(self) -> float:
+        """The MemorySize whose CPU share the handler had (local runs measure their CPUs instead)."""
+        return self.cpus * MB_PER_VCPU if self.cpus else self.memory_mb
+
     def speedup(self, params: ModelParams) -> float:
-        if self.cpus:
-            return params.speedup(self.cpus * MB_PER_VCPU)
-        return params.speedup(self.memory_mb)
+        return params.speedup(self.cpu_memory_mb)
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,7 @@ class Orchestration:
 
     run: str
     world: int
-    initialize_overhead_s: float | None  # Initialize state span minus its invocation
+    transition_gap_s: float | None  # median gap between one step's exit and the next step's entry
     map_tail_s: float | None  # Map exit minus the last worker's end (bookkeeping + ResultWriter)
     child_start_rate: float | None  # children started per second while the Map ramped up
 
@@ -151,12 +154,10 @@ def orchestration_from_record(record: RunRecord) -> Orchestration | None:
     if not spans or not workers:
         return None
     world = int(record.summary.get("world_size") or len(workers))
-    init_over = map_tail = rate = None
-    inits = record.invocations_of("initialize")
-    init_name = next((n for n in spans if n.lower().startswith("init")), None)
-    if init_name and inits:
-        inv = inits[-1]
-        init_over = spans[init_name][1] - spans[init_name][0] - (inv.end - inv.start)
+    map_tail = rate = None
+    ordered = sorted(spans.values())
+    gaps = [b[0] - a[1] for a, b in zip(ordered, ordered[1:]) if b[0] >= a[1]]
+    gap = statistics.median(gaps) if gaps else None
     map_name = next((n for n, (a, b) in spans.items() if a <= workers[0].start and b >= workers[-1].start), None)
     if map_name:
         map_tail = spans[map_name][1] - max(i.end for i in workers)
@@ -165,7 +166,7 @@ def orchestration_from_record(record: RunRecord) -> Orchestration | None:
     starts = [i.start for i in workers if i.start < first_end]
     if len(starts) > 1 and starts[-1] > starts[0]:
         rate = (len(starts) - 1) / (starts[-1] - starts[0])
-    return Orchestration(record.run_id, world, init_over, map_tail, rate)
+    return Orchestration(record.run_id, world, gap, map_tail, rate)
 
 
 def observations_from_cloudwatch(lines: Iterable[str], bytes_read: int | None = None, run: str = "cloudwatch",
@@ -317,7 +318,7 @@ def _fit_phases(p: ModelParams, obs: list[Observation]) -> None:
 
 def _unexplained(p: ModelParams, o: Observation, known: set[str]) -> float:
     """Duration minus the phases measured or fitted elsewhere (the rest the Duration fit explains)."""
-    phases = p.worker_phases(_samples(o, p), o.bytes_read or 0.0, o.memory_mb, o.batch_size, o.cold, o.gets)
+    phases = p.worker_phases(_samples(o, p), o.bytes_read or 0.0, o.cpu_memory_mb, o.batch_size, o.cold, o.gets)
     measured = {"compute_s": o.compute_s, "read_s": o.read_s, "deserialize_s": o.deserialize_s,
                 "download_s": o.download_s, "load_s": o.load_s if o.cold else None}
     total = 0.0
@@ -360,7 +361,7 @@ def _fit_durations(p: ModelParams, obs: list[Observation]) -> None:
         p.unidentified.append("warm Duration: only cold invocations")
     cold = [o for o in timed if o.cold and o.load_s is None]
     if cold and warm:
-        extra = [o.duration_s - p.handler_seconds(_samples(o, p), o.bytes_read or 0.0, o.memory_mb, o.batch_size, False, o.gets)
+        extra = [o.duration_s - p.handler_seconds(_samples(o, p), o.bytes_read or 0.0, o.cpu_memory_mb, o.batch_size, False, o.gets)
                  for o in cold]
         _fitted(p, "model_load_s", max(0.0, statistics.median(extra)), f"cold minus warm Duration of {len(cold)} cold invocations")
         if len(cold) < 3:
@@ -447,9 +448,9 @@ def _fit_orchestration(p: ModelParams, orch: list[Orchestration]) -> None:
     elif tails:
         _fitted(p, "result_writer_s", max(0.0, statistics.median(t for _, t in tails)), f"Map tail of {len(tails)} executions")
         p.unidentified.append("Map bookkeeping growth with N: executions at one world size only")
-    inits = [o.initialize_overhead_s for o in orch if o.initialize_overhead_s is not None]
-    if inits:
-        _fitted(p, "transition_latency_s", max(0.0, statistics.median(inits)), f"Initialize state span minus invocation, {len(inits)} executions")
+    gaps = [o.transition_gap_s for o in orch if o.transition_gap_s is not None]
+    if gaps:
+        _fitted(p, "transition_latency_s", max(0.0, statistics.median(gaps)), f"gaps between steps of {len(gaps)} executions")
 
 
 def fit(observations: list[Observation], base: ModelParams | None = None,
@@ -482,7 +483,7 @@ def fit(observations: list[Observation], base: ModelParams | None = None,
 
 def predict_duration(params: ModelParams, o: Observation) -> float:
     """Expected REPORT Duration of a worker observation (its memory, bytes, batch, cold or warm)."""
-    return params.handler_seconds(_samples(o, params), o.bytes_read or 0.0, o.memory_mb, o.batch_size, o.cold, o.gets)
+    return params.handler_seconds(_samples(o, params), o.bytes_read or 0.0, o.cpu_memory_mb, o.batch_size, o.cold, o.gets)
 
 
 def residuals(params: ModelParams, observations: list[Observation]) -> dict[str, float]:

@@ -19,7 +19,7 @@ TRUTH = ModelParams(
     deserialize_s_per_byte_vcpu=1 / 150e6, memory_base_mb=700, memory_per_input_mb=3.0, init_median_s=1.1,
     init_sigma=0.2, cpu_sigma=0.06, straggler_prob=0.05, straggler_factor=2.5, straggler_sigma=0.2,
     control_cpu_s=0.05, request_cpu_s=0.002, child_start_rate_per_s=80.0, result_writer_s=0.5,
-    result_writer_s_per_item=0.002)
+    result_writer_s_per_item=0.002, transition_latency_s=0.15)
 RUNS = [(200, 25_000_000, 3538, 512), (400, 50_000_000, 7076, 64), (300, 10_000_000, 1769, 128)]
 
 
@@ -38,7 +38,7 @@ def test_each_phase_and_overhead_is_recovered_from_run_records(tmp_path):
     obs, orch = synthetic_runs(tmp_path)
     p = fit(obs, orchestration=orch)
     exact = ("download_s", "model_load_s", "setup_s", "s3_bandwidth_bytes_s", "memory_base_mb", "memory_per_input_mb",
-             "result_writer_s", "result_writer_s_per_item", "child_start_rate_per_s")
+             "result_writer_s", "result_writer_s_per_item", "child_start_rate_per_s", "transition_latency_s")
     for name in exact:
         assert getattr(p, name) == pytest.approx(getattr(TRUTH, name), rel=0.02), name
     for name, rel in (("compute_s_per_sample_vcpu", 0.03), ("batch_overhead_samples", 0.1), ("parallel_efficiency", 0.05),
@@ -81,6 +81,7 @@ def test_orchestration_from_history_timestamps():
     o = orchestration_from_record(to_run_record(result))
     assert o.world == 50 and o.map_tail_s == pytest.approx(TRUTH.result_writer_s + 50 * TRUTH.result_writer_s_per_item, rel=1e-3)
     assert o.child_start_rate == pytest.approx(TRUTH.child_start_rate_per_s, rel=1e-3)
+    assert o.transition_gap_s == pytest.approx(TRUTH.transition_latency_s, rel=1e-3)
 
 
 # -- the shipped reference ----------------------------------------------------------------------
