@@ -270,3 +270,23 @@ def test_cli_simulate_plan_calibrate(tmp_path, capsys):
     assert "not understood" in capsys.readouterr().err
     assert main(["calibrate", str(tmp_path / "nothing")]) == 2
     assert main(["simulate", "--definition", str(tmp_path / "none.json")]) == 2
+
+
+def test_timeline_is_readable_at_10000_workers(tmp_path):
+    import time
+
+    from sim.plots import plot_gantt, plot_sweep
+
+    result = simulate(JobSpec(data_size_bytes=10_000 * 25_000_000, memory_mb=10240, timeout_s=900, max_concurrency=1000),
+                      ModelParams(source="test parameters"), seed=0)
+    start = time.perf_counter()
+    paths = plot_gantt(result, tmp_path)
+    assert time.perf_counter() - start < 30 and all(p.stat().st_size > 0 for p in paths)
+    svg = (tmp_path / "gantt.svg").read_text()
+    assert "parameters: test parameters" in svg and "concurrency limit 1,000" in svg and "workers in phase" in svg
+    base = JobSpec(data_size_bytes=2_000_000_000, max_concurrency=1000, timeout_s=900)
+    candidates = sweep(base, [1024, 4096], [25_000_000, 100_000_000], [1000], ModelParams(), PriceTable(), seeds=1)
+    picks = recommend(candidates, None)
+    plot_sweep(candidates, tmp_path, None, picks, "sweep parameters")
+    svg = (tmp_path / "sweep_cost_makespan.svg").read_text()
+    assert "Pareto front" in svg and "speed:" in svg and "partition size" in svg and "parameters: sweep parameters" in svg
