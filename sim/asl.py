@@ -1,6 +1,6 @@
 """What the simulator takes from the state machine that is actually run (an ASL JSON file).
 
-Read, not restated: each function's Retry policy (as
+Read, not restated: each function's Retry and Catch (Retry as
 ``emulator.stepfunctions.retry`` objects, whose backoff the simulation uses
 unchanged), the Distributed Map's MaxConcurrency (literal or from the input
 path), ToleratedFailurePercentage/Count, whether children are Express or
@@ -23,7 +23,7 @@ from typing import Any
 
 from emulator.contracts.errors import ConfigError
 from emulator.contracts.job import SUBSTITUTION_KEYS
-from emulator.stepfunctions.retry import Retrier, retriers_of
+from emulator.stepfunctions.retry import Retrier, find_catcher, retriers_of
 
 DEFAULT_DEFINITION = Path(__file__).resolve().parent.parent / "statemachines" / "data_parallel.asl.json"
 _TERMINAL = ("Succeed", "Fail")
@@ -44,6 +44,11 @@ class Workflow:
     child_transitions: int  # states entered by one successful child
     timeout_s: float | None = None
     states: dict[str, str] = field(default_factory=dict)  # role -> state name
+    catchers: dict[str, tuple[dict[str, Any], ...]] = field(default_factory=dict)  # role -> Catch of its Task
+
+    def caught(self, role: str, error: str) -> bool:
+        """Whether ``role``'s Task catches ``error`` (after its retries) instead of failing."""
+        return find_catcher({"Catch": list(self.catchers.get(role, ()))}, error) is not None
 
     def retriers_for(self, role: str) -> tuple[Retrier, ...]:
         """The Retry of ``role``'s Task (empty: no retries)."""
@@ -102,12 +107,14 @@ def read_workflow(path: str | Path | None = None) -> Workflow:
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
         raise ConfigError(f"state machine {path}: cannot read it ({exc}); pass a valid ASL JSON file") from None
     retriers: dict[str, tuple[Retrier, ...]] = {}
+    catchers: dict[str, tuple[dict[str, Any], ...]] = {}
     roles: dict[str, str] = {}
     map_state = None
     for name, state in states.items():
         role = _role_of(state)
         if role and state.get("Type") == "Task":
             retriers[role], roles[role] = tuple(retriers_of(state)), name
+            catchers[role] = tuple(state.get("Catch", []))
         if state.get("Type") == "Map":
             map_state = state
     if map_state is None:
@@ -117,6 +124,7 @@ def read_workflow(path: str | Path | None = None) -> Workflow:
     for name, state in child_states.items():
         if _role_of(state) == "worker" and state.get("Type") == "Task":
             retriers["worker"], roles["worker"] = tuple(retriers_of(state)), name
+            catchers["worker"] = tuple(state.get("Catch", []))
     if "worker" not in roles:
         raise ConfigError(f"state machine {path}: the Map has no Task invoking ${{{SUBSTITUTION_KEYS['worker']}}}")
     config = processor.get("ProcessorConfig", {})
@@ -132,4 +140,5 @@ def read_workflow(path: str | Path | None = None) -> Workflow:
         child_transitions=_path_length(child_states, processor.get("StartAt", "")) if child_states else 1,
         timeout_s=definition.get("TimeoutSeconds"),
         states=roles,
+        catchers=catchers,
     )

@@ -204,6 +204,7 @@ class _Simulation:
         self.lam = _Lambda(self.env, spec)
         self.invocations: list[dict[str, Any]] = []
         self.items_failed = 0
+        self.items_caught = 0
         self.parent_transitions = 0
         self.child_transitions = 0
         self.steps: dict[str, tuple[float, float]] = {}
@@ -343,7 +344,10 @@ class _Simulation:
 
     # -- the state machine ----------------------------------------------------------
     def task(self, role: str, memory_mb: int, timeout_s: float, rank: int | None = None):
-        """A Task state invoking ``role``'s function with the ASL's Retry; value: final status."""
+        """A Task state invoking ``role``'s function with the ASL's Retry and Catch; value: final status.
+
+        "caught": the retries are spent and a Catch matched (the state does not fail).
+        """
         counter = RetryCounter(self.flow.retriers_for(role))
         while True:
             if rank is None:
@@ -355,7 +359,7 @@ class _Simulation:
                 return status
             delay = counter.next_delay(error, self.jitter)
             if delay is None:
-                return status
+                return "caught" if self.flow.caught(role, error) else status
             yield self.env.timeout(delay)
 
     def map_slot(self):
@@ -373,7 +377,9 @@ class _Simulation:
             self.next_launch = launch + interval
             yield self.env.timeout(launch - self.env.now + p.child_start_latency_s)
             status = yield from self.task("worker", self.config.worker_memory_mb, self.config.worker_timeout_s, rank)
-            if status != "success":
+            if status == "caught":
+                self.items_caught += 1  # the child succeeds; its rank's result is missing for Summarize
+            elif status != "success":
                 self.items_failed += 1
 
     def job(self):
@@ -381,7 +387,7 @@ class _Simulation:
         t0 = self.env.now
         status = yield from self.task("initialize", config.control_memory_mb, config.control_timeout_s)
         self.steps["Initialize"] = (t0, self.env.now)
-        if status != "success":
+        if status != "success":  # a caught control error leaves the success path: the job does not complete
             return "FAILED"
         yield self.env.timeout(p.transition_latency_s)
         t1 = self.env.now
@@ -398,7 +404,8 @@ class _Simulation:
         self.steps["Summarize"] = (t2, self.env.now)
         if status != "success":
             return "FAILED"
-        return "SUCCEEDED" if self.items_failed == 0 else "FAILED"
+        # Summarize reports missing or failed ranks; the Choice then ends in Fail.
+        return "SUCCEEDED" if self.items_failed == 0 and self.items_caught == 0 else "FAILED"
 
     def run(self, prices: PriceTable) -> SimResult:
         process = self.env.process(self.job())

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import math
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from emulator.cli import main
 from emulator.contracts.lambdas import InvocationRecord
-from emulator.contracts.runrecord import RunRecord, save
+from emulator.contracts.runrecord import RunRecord
 from sim.asl import read_workflow
 from sim.calibrate import fit, observations_from_cloudwatch
 from sim.model import JobSpec, simulate
@@ -154,6 +152,16 @@ def test_throttles_retry_as_the_asl_says(tmp_path):
         del d["States"]["Infer"]["ToleratedFailurePercentage"]
     failed_map = simulate(spec(3000, max_concurrency=0, definition=write_asl(tmp_path, strict)), seed=0)
     assert failed_map.status == "FAILED" and "Summarize" not in failed_map.steps
+
+    def strict_but_caught(d):
+        del d["States"]["Infer"]["ToleratedFailurePercentage"]
+        task = d["States"]["Infer"]["ItemProcessor"]["States"]["InferPartition"]
+        task["Catch"] = [{"ErrorEquals": ["States.ALL"], "Next": "Gave up"}]
+        task["End"] = False
+        task["Next"] = "Gave up"
+        d["States"]["Infer"]["ItemProcessor"]["States"]["Gave up"] = {"Type": "Pass", "End": True}
+    caught = simulate(spec(3000, max_concurrency=0, definition=write_asl(tmp_path, strict_but_caught)), seed=0)
+    assert caught.items_failed == 0 and "Summarize" in caught.steps and caught.status == "FAILED"
 
 
 def test_scaling_rate_is_per_function():

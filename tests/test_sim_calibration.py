@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from emulator.contracts.cloudwatch import ReportLine, report_line
+from emulator.contracts.runrecord import save
 from sim import reference
 from sim.calibrate import (fit, leave_one_out, load_observations, observations_from_cloudwatch,
                            observations_from_record, orchestration_from_record)
 from sim.model import JobSpec, simulate
 from sim.params import ModelParams, reference_params
 from sim.records import to_run_record
-from emulator.contracts.runrecord import save
 
 TRUTH = ModelParams(
     compute_s_per_sample_vcpu=0.011, batch_overhead_samples=20.0, parallel_efficiency=0.6, download_s=0.7,
