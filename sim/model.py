@@ -34,7 +34,7 @@ from emulator.stepfunctions.retry import RetryCounter
 from sim.asl import Workflow, read_workflow
 from sim.params import ModelParams
 from sim.prices import Bill, PriceTable, Usage, bill_for_usage, s3_requests
-from worker.layout import rank_counts
+from worker.layout import partition_plan, rank_counts
 
 LOG_BYTES_PER_INVOCATION = 600.0
 READ_MODES = ("rank", "whole")  # read my partitions | read the whole object and slice my rank out
@@ -91,7 +91,8 @@ class JobSpec:
 
     @property
     def partitions(self) -> int:
-        return -(-self.data_size_bytes // self.partition_bytes)
+        """Partitions `run` generates (worker/layout.py's plan: a rest under one sample is dropped)."""
+        return len(partition_plan(self.data_size_bytes, self.partition_bytes))
 
     @property
     def world(self) -> int:
@@ -208,7 +209,9 @@ class _Simulation:
         self.parent_transitions = 0
         self.child_transitions = 0
         self.steps: dict[str, tuple[float, float]] = {}
-        self.world = self.config.world_size
+        # The partitions `run` generates (worker/layout.py), hence the keys Initialize lists.
+        self.parts = spec.partitions
+        self.world = self.config.workers or self.parts
         self.barrier = self.env.event()
         self.arrived = 0
         self.express = workflow.express_children if spec.express_children is None else spec.express_children
@@ -217,8 +220,8 @@ class _Simulation:
     def _layout(self) -> None:
         """Bytes, samples and GETs per rank, from the job's partitions and worker/layout.py's assignment."""
         config, p = self.config, self.params
-        part, parts = config.partition_size_bytes, config.partitions
-        last = config.data_size_bytes - (parts - 1) * part
+        part, parts = config.partition_size_bytes, self.parts
+        last = config.data_size_bytes - (parts - 1) * part  # the short last partition (any sub-sample rest included)
         counts = rank_counts(parts, self.world)
         starts = np.concatenate([[0], np.cumsum(counts)]).astype(int)
         sizes = np.full(parts, float(part))
@@ -328,7 +331,7 @@ class _Simulation:
     def _control_seconds(self, function: str, memory_mb: int) -> float:
         p = self.params
         if function == "initialize":
-            return p.control_seconds(memory_mb, p.initialize_requests(self.config.partitions))
+            return p.control_seconds(memory_mb, p.initialize_requests(self.parts))
         return p.control_seconds(memory_mb, *p.summarize_requests(self.world))
 
     def collective_s(self) -> float:
@@ -419,7 +422,7 @@ class _Simulation:
         child_extra = max(0, self.flow.child_transitions - 1) * world
         gb_s = sum(inv["billed_ms"] / 1000.0 * inv["memory_mb"] / 1024.0 for inv in self.invocations)
         makespan = float(self.env.now)
-        put_list, get = s3_requests(world, self.config.partitions)
+        put_list, get = s3_requests(world, self.parts)
         workers = [i for i in self.invocations if i["function"] == "worker"]
         usage = Usage(
             lambda_gb_seconds=gb_s, lambda_requests=len(self.invocations),

@@ -91,6 +91,9 @@ def test_same_flags_same_job_as_run():
     result = simulate(JobSpec(data_size_bytes=100_000_000, workers=8), seed=0)
     assert result.spec.world == 8 and len(result.worker_invocations) == 8
     assert {w["bytes_read"] for w in result.worker_invocations} == {12_500_000}
+    # A rest smaller than one sample makes no partition (worker/layout.py), so no rank either.
+    edge = simulate(JobSpec(data_size_bytes=25_000_001, partition_size_bytes=25_000_000), seed=0)
+    assert edge.spec.partitions == 1 and len(edge.worker_invocations) == 1
 
 
 def test_deterministic_for_a_seed_and_different_across_seeds():
