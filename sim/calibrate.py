@@ -419,15 +419,24 @@ def _fit_control(p: ModelParams, obs: list[Observation]) -> None:
     else:
         p.unidentified.append("Summarize per-result cost: Summarize measured at fewer than two world sizes")
     inits = [o for o in obs if o.role == "initialize" and o.duration_s]
-    if inits:
-        cpu = []
-        for o in inits:
-            requests = p.initialize_requests(o.world or 1)  # partitions unknown here: one per rank assumed
-            cpu.append((o.duration_s - requests * p.request_latency_s) * min(1.0, lambda_vcpus(o.memory_mb))
-                       - requests * p.request_cpu_s)
-        _fitted(p, "control_cpu_s", max(0.0, statistics.median(cpu)), f"median Duration of {len(inits)} Initialize invocations")
-    else:
+    if not inits:
         p.unidentified.append("Initialize Duration: no Initialize invocation")
+        return
+
+    def cpu_of(o: Observation) -> float:  # Initialize's CPU seconds at one vCPU, S3 requests taken out
+        requests = p.initialize_requests(o.world or 1)  # partitions unknown here: one per rank assumed
+        return (o.duration_s - requests * p.request_latency_s) * min(1.0, lambda_vcpus(o.memory_mb)) - requests * p.request_cpu_s
+
+    worlds = {o.world or 1 for o in inits}
+    if len(worlds) >= 2:
+        slope, intercept = np.polyfit([float(o.world or 1) for o in inits], [cpu_of(o) for o in inits], 1)
+        _fitted(p, "plan_cpu_s_per_item", max(0.0, slope), f"Initialize Duration against world size ({sorted(worlds)})")
+        _fitted(p, "control_cpu_s", max(0.0, intercept), f"Initialize Duration intercept, {len(inits)} invocations")
+    else:
+        _fitted(p, "control_cpu_s", max(0.0, statistics.median(cpu_of(o) - (o.world or 1) * p.plan_cpu_s_per_item
+                                                               for o in inits)),
+                f"median Duration of {len(inits)} Initialize invocations")
+        p.unidentified.append("Initialize growth with N (plan_cpu_s_per_item): Initialize at one world size only")
 
 
 def _fit_orchestration(p: ModelParams, orch: list[Orchestration]) -> None:

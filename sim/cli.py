@@ -278,7 +278,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     for name in ("bytes_per_sample", "compute_s_per_sample_vcpu", "batch_overhead_samples", "parallel_efficiency",
                  "download_s", "model_load_s", "setup_s", "s3_bandwidth_bytes_s", "deserialize_s_per_byte_vcpu",
                  "cpu_sigma", "straggler_prob", "straggler_factor", "init_median_s", "init_sigma", "memory_base_mb",
-                 "memory_per_input_mb", "control_cpu_s", "request_cpu_s", "child_start_rate_per_s", "result_writer_s",
+                 "memory_per_input_mb", "control_cpu_s", "request_cpu_s", "plan_cpu_s_per_item", "child_start_rate_per_s",
+                 "transition_latency_s", "result_writer_s",
                  "result_writer_s_per_item"):
         table.add_row(name, f"{getattr(params, name):.6g}", params.source_of(name))
     console.print(table)

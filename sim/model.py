@@ -331,7 +331,7 @@ class _Simulation:
     def _control_seconds(self, function: str, memory_mb: int) -> float:
         p = self.params
         if function == "initialize":
-            return p.control_seconds(memory_mb, p.initialize_requests(self.parts))
+            return p.control_seconds(memory_mb, p.initialize_requests(self.parts), items=self.world)
         return p.control_seconds(memory_mb, *p.summarize_requests(self.world))
 
     def collective_s(self) -> float:

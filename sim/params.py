@@ -75,6 +75,7 @@ class ModelParams:
     control_cpu_s: float = 0.04  # fixed handler CPU at one vCPU
     request_cpu_s: float = 0.0005  # CPU per S3 request (signing, parsing) at one vCPU
     request_latency_s: float = 0.02  # per S3 request
+    plan_cpu_s_per_item: float = 0.00002  # Initialize: building and serialising one assignment item, one vCPU
     summarize_read_threads: int = 32  # worker/summarize.py READ_THREADS
     control_memory_used_mb: float = 88.0
     # -- Step Functions orchestration --------------------------------------------------
@@ -133,11 +134,14 @@ class ModelParams:
         """Median Init Duration for a deployment package (or image) of ``package_mb``."""
         return self.init_median_s + self.init_s_per_package_mb * (package_mb or 0.0)
 
-    def control_seconds(self, memory_mb: float, requests: int, sequential_requests: int | None = None) -> float:
-        """Expected Duration of Initialize/Summarize making ``requests`` S3 calls (``sequential`` of them in a row)."""
+    def control_seconds(self, memory_mb: float, requests: int, sequential_requests: int | None = None,
+                        items: int = 0) -> float:
+        """Expected Duration of Initialize/Summarize making ``requests`` S3 calls (``sequential`` of them in a
+        row) and, for Initialize, planning ``items`` assignment items."""
         share = min(1.0, lambda_vcpus(memory_mb))
         serial = requests if sequential_requests is None else sequential_requests
-        return (self.control_cpu_s + requests * self.request_cpu_s) / share + serial * self.request_latency_s
+        cpu = self.control_cpu_s + requests * self.request_cpu_s + items * self.plan_cpu_s_per_item
+        return cpu / share + serial * self.request_latency_s
 
     def initialize_requests(self, partitions: int) -> int:
         """S3 requests of Initialize: list pages, the model HEAD, the assignment PUT."""

@@ -18,7 +18,7 @@ TRUTH = ModelParams(
     model_load_s=2.0, setup_s=0.4, s3_bandwidth_bytes_s=60e6, s3_first_byte_s=0.0,
     deserialize_s_per_byte_vcpu=1 / 150e6, memory_base_mb=700, memory_per_input_mb=3.0, init_median_s=1.1,
     init_sigma=0.2, cpu_sigma=0.06, straggler_prob=0.05, straggler_factor=2.5, straggler_sigma=0.2,
-    control_cpu_s=0.05, request_cpu_s=0.002, child_start_rate_per_s=80.0, result_writer_s=0.5,
+    control_cpu_s=0.05, request_cpu_s=0.002, plan_cpu_s_per_item=0.0001, child_start_rate_per_s=80.0, result_writer_s=0.5,
     result_writer_s_per_item=0.002, transition_latency_s=0.15)
 RUNS = [(200, 25_000_000, 3538, 512), (400, 50_000_000, 7076, 64), (300, 10_000_000, 1769, 128)]
 
@@ -44,7 +44,7 @@ def test_each_phase_and_overhead_is_recovered_from_run_records(tmp_path):
     for name, rel in (("compute_s_per_sample_vcpu", 0.03), ("batch_overhead_samples", 0.1), ("parallel_efficiency", 0.05),
                       ("deserialize_s_per_byte_vcpu", 0.03), ("init_median_s", 0.05), ("init_sigma", 0.2),
                       ("cpu_sigma", 0.15), ("straggler_prob", 0.3), ("straggler_factor", 0.1),
-                      ("control_cpu_s", 0.1), ("request_cpu_s", 0.1)):
+                      ("control_cpu_s", 0.1), ("request_cpu_s", 0.1), ("plan_cpu_s_per_item", 0.1)):
         assert getattr(p, name) == pytest.approx(getattr(TRUTH, name), rel=rel), name
     assert all(p.source_of(n).startswith("fitted") for n in exact)
     assert p.unidentified == ["INIT by package size: one package size in the data; init_s_per_package_mb kept at its prior"]
