@@ -113,7 +113,14 @@ def _console() -> Console:
     return Console(width=None if Console().is_terminal else 140)
 
 
-def _base_spec(args: argparse.Namespace, **kw):
+def spec_from_args(args: argparse.Namespace, **kw):
+    """The JobSpec of parsed ``simulate``/``plan`` arguments (its ``job_config()`` is what ``run`` builds).
+
+    ``kw`` adds the flags only ``simulate`` has (partition size, memory, MaxConcurrency).
+
+    Raises:
+        ConfigError: a value outside AWS's limits or an impossible layout.
+    """
     from sim.model import JobSpec
 
     spec = JobSpec(data_size_bytes=parse_size(args.data_size), workers=args.workers, batch_size=args.batch_size,
@@ -147,7 +154,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from sim.prices import bill_for_usage
 
     try:
-        spec = _base_spec(args, partition_size_bytes=parse_size(args.partition_size) if args.partition_size else None,
+        spec = spec_from_args(args, partition_size_bytes=parse_size(args.partition_size) if args.partition_size else None,
                           memory_mb=args.memory, max_concurrency=args.max_concurrency)
         params, prices, workflow = _load(args)
         if args.seeds < 1:
@@ -214,7 +221,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from sim.plots import plot_gantt, plot_sweep
 
     try:
-        base = _base_spec(args)
+        base = spec_from_args(args)
         params, prices, workflow = _load(args)
         deadline = parse_duration(args.deadline) if args.deadline else None
         memories, parts, concs = _ints(args.memories), _sizes(args.partition_sizes), _ints(args.max_concurrencies)

@@ -76,14 +76,14 @@ def test_same_flags_same_job_as_run():
     from emulator.cli import build_parser
     from emulator.contracts.job import execution_input
     from emulator.pipeline_cli import job_config_from_args
-    from sim.cli import _base_spec
+    from sim.cli import spec_from_args
 
     parser = build_parser()
     for flags in (["--workers", "8", "--data-size", "100MB"], ["--data-size", "1GB"],
                   ["--data-size", "60MB", "--partition-size", "25MB", "--batch-size", "64"]):
         run = job_config_from_args(parser.parse_args(["run", *flags]))
         args = parser.parse_args(["simulate", *flags])
-        sim = _base_spec(args, partition_size_bytes=None if "--partition-size" not in flags else 25_000_000,
+        sim = spec_from_args(args, partition_size_bytes=None if "--partition-size" not in flags else 25_000_000,
                          memory_mb=args.memory, max_concurrency=args.max_concurrency).job_config()
         assert (sim.world_size, sim.partitions, sim.partition_size_bytes, sim.batch_size) == \
             (run.world_size, run.partitions, run.partition_size_bytes, run.batch_size)
