@@ -54,7 +54,7 @@ class JobSpec:
     timeout_s: float = DEFAULT_WORKER_TIMEOUT_S
     max_concurrency: int | None = None  # as `run --max-concurrency`; None = all ranks (0 = the Map's own 10,000)
     account_concurrency: int = aws.DEFAULT_ACCOUNT_CONCURRENCY
-    reserved_concurrency: int | None = None
+    reserved_concurrency: int | None = None  # the worker function's reserved concurrency
     comm: str = "none"  # none | direct | relay | s3
     control_memory_mb: int = DEFAULT_CONTROL_MEMORY_MB
     control_timeout_s: float = DEFAULT_CONTROL_TIMEOUT_S
@@ -145,8 +145,9 @@ class _Lambda:
     def __init__(self, env: simpy.Environment, spec: JobSpec) -> None:
         self.env = env
         self.spec = spec
-        self.limit = spec.reserved_concurrency or spec.account_concurrency
+        self.limit = spec.account_concurrency
         self.running = 0
+        self.running_of: dict[str, int] = {}
         self.peak = 0
         self.tokens: dict[str, float] = {}
         self.token_time: dict[str, float] = {}
@@ -166,9 +167,18 @@ class _Lambda:
         self.tokens[function] = tokens - 1.0
         return True
 
+    def _limit_of(self, function: str) -> int:
+        """Reserved concurrency is the worker's own; the other functions share what the account has left."""
+        reserved = self.spec.reserved_concurrency or 0
+        if function == "worker" and reserved:
+            return reserved
+        return self.limit - reserved
+
     def acquire(self, function: str) -> bool | None:
         """Start an invocation: True = cold, False = warm, None = throttled."""
-        if self.running >= self.limit:
+        others = self.running - self.running_of.get("worker", 0) if function != "worker" else 0
+        mine = self.running_of.get(function, 0) if function == "worker" else others
+        if self.running >= self.limit or mine >= self._limit_of(function):
             self.throttles += 1
             return None
         pool = self.idle.setdefault(function, deque())
@@ -184,12 +194,14 @@ class _Lambda:
             cold = True
             self.cold_starts += function == "worker"
         self.running += 1
+        self.running_of[function] = self.running_of.get(function, 0) + 1
         self.peak = max(self.peak, self.running)
         self.series.append((self.env.now, self.running))
         return cold
 
     def release(self, function: str, reusable: bool) -> None:
         self.running -= 1
+        self.running_of[function] -= 1
         self.series.append((self.env.now, self.running))
         if reusable:
             self.idle.setdefault(function, deque()).append(self.env.now)

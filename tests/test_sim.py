@@ -167,6 +167,12 @@ def test_throttles_retry_as_the_asl_says(tmp_path):
     assert caught.items_failed == 0 and "Summarize" in caught.steps and caught.status == "FAILED"
 
 
+def test_reserved_concurrency_is_the_workers_own():
+    result = simulate(spec(300, reserved_concurrency=100, max_concurrency=300, noise=False), seed=0)
+    assert result.peak_concurrency == 100 and result.throttles > 0
+    assert all(i["status"] == "success" for i in result.invocations if i["function"] != "worker")
+
+
 def test_scaling_rate_is_per_function():
     # A burst of 200 new environments per function, refilled at 10/s: worker cold starts never outrun it,
     # while Initialize and Summarize have their own buckets.
