@@ -1,7 +1,7 @@
 """Simulator speed: how long one simulated job takes at 10,000 and 100,000 workers.
 
 The job: 25 MB partitions at 10,240 MB, MaxConcurrency 1,000 (the account
-limit), the shipped CosmicAI calibration (stragglers, cold starts and all
+limit), Initialize/Summarize at 1,769 MB with a 900 s timeout, the shipped CosmicAI calibration (stragglers, cold starts and all
 phases on), the default state machine. Baseline measured in the same run: a
 1,000-worker job; ratios are per-worker cost against it (near 1.0 means the
 model scales linearly). Goals: 10,000 workers < 2 s, 100,000 workers < 20 s.
@@ -33,7 +33,7 @@ WORKFLOW = read_workflow()
 def time_job(workers: int) -> tuple[float, float, str]:
     """(wall seconds to simulate, simulated makespan, status) for one job of ``workers`` 25 MB partitions."""
     spec = JobSpec(data_size_bytes=workers * 25_000_000, partition_size_bytes=25_000_000, memory_mb=10_240,
-                   timeout_s=900, max_concurrency=1000)
+                   timeout_s=900, max_concurrency=1000, control_memory_mb=1769, control_timeout_s=900)
     start = time.perf_counter()
     result = simulate(spec, PARAMS, seed=0, workflow=WORKFLOW)
     return time.perf_counter() - start, result.makespan_s, result.status

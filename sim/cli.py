@@ -192,7 +192,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     errors: dict[str, int] = {}
     for inv in median.invocations:
         if inv["error"]:
-            errors[inv["error"]] = errors.get(inv["error"], 0) + 1
+            name = f"{inv['function']} {inv['error']}"
+            errors[name] = errors.get(name, 0) + 1
     if errors:
         table.add_row("errors (attempts)", ", ".join(f"{name} x{n}" for name, n in sorted(errors.items())))
     table.add_row("state transitions", f"{median.usage.sfn_transitions:,}")

@@ -73,7 +73,7 @@ class ModelParams:
     control_init_median_s: float = 0.48  # Python + boto3 INIT at 128 MB
     control_init_sigma: float = 0.05
     control_cpu_s: float = 0.04  # fixed handler CPU at one vCPU
-    request_cpu_s: float = 0.0005  # CPU per S3 request (signing, parsing) at one vCPU
+    request_cpu_s: float = 0.002  # CPU per S3 request (boto3 signing, HTTP, parsing) at one vCPU
     request_latency_s: float = 0.02  # per S3 request
     plan_cpu_s_per_item: float = 0.00002  # Initialize: building and serialising one assignment item, one vCPU
     summarize_read_threads: int = 32  # worker/summarize.py READ_THREADS
