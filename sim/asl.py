@@ -22,10 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from emulator.contracts.errors import ConfigError
-from emulator.contracts.job import SUBSTITUTION_KEYS
+from emulator.contracts.job import DEFAULT_DEFINITION_PATH, SUBSTITUTION_KEYS
 from emulator.stepfunctions.retry import Retrier, find_catcher, retriers_of
 
-DEFAULT_DEFINITION = Path(__file__).resolve().parent.parent / "statemachines" / "data_parallel.asl.json"
 _TERMINAL = ("Succeed", "Fail")
 
 
@@ -99,7 +98,7 @@ def read_workflow(path: str | Path | None = None) -> Workflow:
     Raises:
         ConfigError: unreadable JSON, or no Distributed Map with a worker Task.
     """
-    path = Path(path) if path else DEFAULT_DEFINITION
+    path = Path(path) if path else DEFAULT_DEFINITION_PATH
     try:
         definition = json.loads(path.read_text())
         states: dict[str, Any] = definition["States"]
