@@ -170,9 +170,13 @@ def orchestration_from_record(record: RunRecord) -> Orchestration | None:
 
 
 def observations_from_cloudwatch(lines: Iterable[str], bytes_read: int | None = None, run: str = "cloudwatch",
-                                 role: str = "worker", batch_size: int = DEFAULT_BATCH_SIZE) -> list[Observation]:
-    """Successful REPORT lines of one function's log export; each invocation read ``bytes_read`` (if known)."""
-    return [Observation(run=run, role=role, bytes_read=float(bytes_read) if bytes_read else None,
+                                 role: str = "worker", batch_size: int = DEFAULT_BATCH_SIZE,
+                                 world: int | None = None) -> list[Observation]:
+    """Successful REPORT lines of one function's log export; each invocation read ``bytes_read`` (if known).
+
+    ``role`` names the function (worker, initialize, summarize); ``world`` the job's world size.
+    """
+    return [Observation(run=run, role=role, bytes_read=float(bytes_read) if bytes_read else None, world=world,
                         memory_mb=r.memory_size_mb, batch_size=batch_size, duration_s=r.duration_ms / 1000.0,
                         cold=r.init_duration_ms is not None,
                         init_s=r.init_duration_ms / 1000.0 if r.init_duration_ms is not None else None,

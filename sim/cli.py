@@ -99,6 +99,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     cal.add_argument("--logs", type=Path, action="append", default=[], help="a worker log export with REPORT lines")
     cal.add_argument("--bytes-read", default=None, help="bytes each --logs invocation read, e.g. 75MB (unknown if omitted)")
     cal.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="batch size of the --logs invocations")
+    cal.add_argument("--log-role", choices=("worker", "initialize", "summarize"), default="worker",
+                     help="which function the --logs are from (default worker)")
+    cal.add_argument("--log-world", type=int, default=None, help="world size of the job the --logs come from")
     cal.add_argument("-o", "--output", type=Path, default=Path("calibration.json"), help="where to save (default calibration.json)")
     cal.add_argument("--plot", type=Path, default=None, help="write predicted-vs-measured plot into this folder")
     cal.set_defaults(func=cmd_calibrate)
@@ -271,7 +274,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         for log in args.logs:
             observations += observations_from_cloudwatch(log.read_text().splitlines(),
                                                          parse_size(args.bytes_read) if args.bytes_read else None,
-                                                         run=str(log), batch_size=args.batch_size)
+                                                         run=str(log), role=args.log_role, batch_size=args.batch_size,
+                                                         world=args.log_world)
         source = (reference.SOURCE if args.reference and not args.runs and not args.logs
                   else f"calibration of {', '.join(map(str, args.runs + args.logs)) or 'no files'}"
                        f"{' + CosmicAI reference' if args.reference else ''}")

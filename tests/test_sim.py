@@ -287,6 +287,10 @@ def test_cli_simulate_plan_calibrate(tmp_path, capsys):
     assert "not understood" in capsys.readouterr().err
     assert main(["calibrate", str(tmp_path / "nothing")]) == 2
     assert main(["simulate", "--definition", str(tmp_path / "none.json")]) == 2
+    (tmp_path / "summarize.txt").write_text(SEED_REPORT + "\n")
+    assert main(["calibrate", "--logs", str(tmp_path / "summarize.txt"), "--log-role", "summarize", "--log-world", "41",
+                 "-o", str(tmp_path / "s.json")]) == 0
+    assert ModelParams.load(tmp_path / "s.json").sources["control_init_median_s"].startswith("fitted")
 
 
 def test_timeline_is_readable_at_10000_workers(tmp_path):

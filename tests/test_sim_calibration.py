@@ -68,6 +68,22 @@ def test_report_lines_alone_separate_fixed_from_per_byte_costs(tmp_path):
     assert any("compute per sample" in u for u in p.unidentified)
 
 
+def test_control_functions_from_report_lines_at_two_world_sizes():
+    truth = ModelParams(request_cpu_s=0.003, control_cpu_s=0.05)
+    obs = []
+    for world in (100, 1000, 3000):
+        initialize = truth.control_seconds(128, truth.initialize_requests(world), items=world) * 1000
+        summarize = truth.control_seconds(128, *truth.summarize_requests(world)) * 1000
+        for role, ms in (("initialize", initialize), ("summarize", summarize)):
+            line = report_line(ReportLine("r", ms, int(ms) + 1, 128, 88, None))
+            obs += observations_from_cloudwatch([line], role=role, world=world, run=f"{role}-{world}")
+    p = fit(obs)
+    assert p.request_cpu_s == pytest.approx(0.003, rel=1e-3)
+    assert p.control_cpu_s == pytest.approx(0.05, rel=1e-2)
+    assert p.plan_cpu_s_per_item == pytest.approx(truth.plan_cpu_s_per_item, rel=1e-2)
+    assert p.control_memory_used_mb == 88
+
+
 def test_rows_that_disagree_with_bytes_per_sample_warn():
     record = to_run_record(simulate(JobSpec(data_size_bytes=4 * 25_000_000, noise=False),
                                     ModelParams(bytes_per_sample=19_558), seed=0), "real-rows")
