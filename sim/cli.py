@@ -1,15 +1,25 @@
-"""``lambdatwin simulate``, ``plan`` and ``calibrate``."""
+"""``lambdatwin simulate``, ``plan`` and ``calibrate``.
+
+The job flags mean what they mean for ``lambdatwin run``: the job is built as
+a :class:`~emulator.contracts.job.JobConfig` (same defaults, same partition
+size resolution), so ``simulate --workers 8 --data-size 100MB`` models the 8
+ranks of 12.5 MB that ``run`` would start.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
+from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from emulator.contracts import aws
+from emulator.contracts.errors import UserError
+from emulator.contracts.job import (DEFAULT_BATCH_SIZE, DEFAULT_CONTROL_MEMORY_MB, DEFAULT_DATA_SIZE,
+                                    DEFAULT_WORKER_MEMORY_MB, DEFAULT_WORKER_TIMEOUT_S)
 from emulator.contracts.units import format_size, parse_duration, parse_size
 
 
@@ -25,16 +35,31 @@ def _ints(text: str) -> list[int]:
 
 
 def _job_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-size", required=True, help="total data, e.g. 12.6GB, 1TB")
+    # The flags `lambdatwin run` has, with its defaults.
+    p.add_argument("--data-size", default=DEFAULT_DATA_SIZE, help=f"total data, e.g. 12.6GB, 1TB (default {DEFAULT_DATA_SIZE})")
     p.add_argument("--workers", type=int, default=None, help="world size (default: one per partition)")
-    p.add_argument("--timeout", type=float, default=900.0, help="worker Timeout in s (default 900)")
-    p.add_argument("--account-concurrency", type=int, default=1000, help="account concurrency limit (default 1000)")
+    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help=f"inference batch size (default {DEFAULT_BATCH_SIZE})")
+    p.add_argument("--timeout", type=float, default=DEFAULT_WORKER_TIMEOUT_S,
+                   help=f"worker Timeout in s (default {DEFAULT_WORKER_TIMEOUT_S:g})")
     p.add_argument("--comm", choices=("none", "direct", "relay", "s3"), default="none", help="collectives channel (default none)")
-    p.add_argument("--express", action="store_true", help="Distributed Map children as Express workflows")
+    p.add_argument("--definition", type=Path, default=None,
+                   help="state machine ASL file whose Retry, MaxConcurrency and child type are simulated "
+                        "(default statemachines/data_parallel.asl.json)")
+    # What only a simulation needs.
+    p.add_argument("--account-concurrency", type=int, default=aws.DEFAULT_ACCOUNT_CONCURRENCY,
+                   help=f"account concurrency limit (default {aws.DEFAULT_ACCOUNT_CONCURRENCY})")
+    p.add_argument("--control-memory", type=int, default=DEFAULT_CONTROL_MEMORY_MB,
+                   help=f"Initialize/Summarize MemorySize in MB (default {DEFAULT_CONTROL_MEMORY_MB})")
+    p.add_argument("--express", action=argparse.BooleanOptionalAction, default=None,
+                   help="Map children as Express (--express) or Standard (--no-express); default: as the ASL says")
+    p.add_argument("--read-mode", choices=("rank", "whole"), default="rank",
+                   help="rank: each worker reads its partitions; whole: each reads the whole object and slices its rank")
+    p.add_argument("--package-mb", type=float, default=None, help="deployment package or image size in MB (INIT scaling)")
     p.add_argument("--failure-rate", type=float, default=0.0, help="probability an invocation crashes (default 0)")
     p.add_argument("--arch", choices=("x86_64", "arm64"), default="x86_64")
-    p.add_argument("--calibration", type=Path, default=None, help="calibration file from `lambdatwin calibrate`")
-    p.add_argument("--prices", type=Path, default=None, help="JSON file overriding price table fields")
+    p.add_argument("--calibration", type=Path, default=None,
+                   help="calibration file from `lambdatwin calibrate` (default: the shipped CosmicAI AWS calibration)")
+    p.add_argument("--prices", type=Path, default=None, help="JSON file overriding price table fields (see sim/prices.py)")
     p.add_argument("--free-tier", action="store_true", help="subtract the monthly free tier")
 
 
@@ -42,13 +67,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add ``simulate``, ``plan`` and ``calibrate``."""
     sim = sub.add_parser("simulate", help="predict makespan, concurrency and the bill of a job at any scale (SimPy)",
                          description="Simulate the Step Functions + Lambda job and print makespan p50/p95 over seeds, "
-                                     "cold starts, peak concurrency, throttles and an itemised bill.")
+                                     "phases, cold starts, peak concurrency, throttles, Max Memory Used and an itemised bill.")
     _job_arguments(sim)
-    sim.add_argument("--partition-size", default="25MB", help="partition size (default 25MB)")
-    sim.add_argument("--memory", type=int, default=2048, help="worker MemorySize in MB (default 2048)")
-    sim.add_argument("--max-concurrency", type=int, default=None, help="Map MaxConcurrency (default 10000, as Distributed Map; above the account concurrency, invocations are throttled)")
+    sim.add_argument("--partition-size", default=None, help="partition size (default: data-size / workers, or 25MB)")
+    sim.add_argument("--memory", type=int, default=DEFAULT_WORKER_MEMORY_MB,
+                     help=f"worker MemorySize in MB (default {DEFAULT_WORKER_MEMORY_MB})")
+    sim.add_argument("--max-concurrency", type=int, default=None,
+                     help="Map MaxConcurrency (default: all ranks at once, as `run`; 0 = the Map's own 10,000)")
     sim.add_argument("--seeds", type=int, default=5, help="simulations with seeds 0..N-1 (default 5)")
-    sim.add_argument("--gantt", type=Path, default=None, help="write a Gantt timeline (PNG+SVG) into this folder")
+    sim.add_argument("--gantt", type=Path, default=None, help="write a timeline (PNG+SVG) into this folder")
     sim.set_defaults(func=cmd_simulate)
 
     plan = sub.add_parser("plan", help="sweep memory x partition size x concurrency; Pareto front and a recommendation",
@@ -63,13 +90,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     plan.add_argument("--out", type=Path, default=Path("plan"), help="folder for plots (default ./plan)")
     plan.set_defaults(func=cmd_plan)
 
-    cal = sub.add_parser("calibrate", help="fit the model to measured run records (and CloudWatch exports)",
-                         description="Fit per-sample compute, S3 bandwidth, Init Duration, overhead from run records; "
-                                     "print residuals and leave-one-run-out errors; save a calibration file.")
+    cal = sub.add_parser("calibrate", help="fit the model to run records and CloudWatch REPORT lines",
+                         description="Fit each phase (compute, read, deserialise, download, cold starts, memory, "
+                                     "orchestration) with its spread from run records and REPORT lines; print what "
+                                     "the data could not identify, residuals and leave-one-out errors; save a calibration.")
     cal.add_argument("runs", nargs="*", type=Path, help="runs/<id> folders or record.json files")
-    cal.add_argument("--reference", action="store_true", help="include the shipped CosmicAI reference records")
-    cal.add_argument("--logs", type=Path, action="append", default=[], help="a CloudWatch log export with REPORT lines")
-    cal.add_argument("--partition-size", default="25MB", help="partition size the --logs invocations read (default 25MB)")
+    cal.add_argument("--reference", action="store_true", help="include the shipped CosmicAI AWS measurements")
+    cal.add_argument("--logs", type=Path, action="append", default=[], help="a worker log export with REPORT lines")
+    cal.add_argument("--bytes-read", default=None, help="bytes each --logs invocation read, e.g. 75MB (unknown if omitted)")
+    cal.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="batch size of the --logs invocations")
+    cal.add_argument("--log-role", choices=("worker", "initialize", "summarize"), default="worker",
+                     help="which function the --logs are from (default worker)")
+    cal.add_argument("--log-world", type=int, default=None, help="world size of the job the --logs come from")
     cal.add_argument("-o", "--output", type=Path, default=Path("calibration.json"), help="where to save (default calibration.json)")
     cal.add_argument("--plot", type=Path, default=None, help="write predicted-vs-measured plot into this folder")
     cal.set_defaults(func=cmd_calibrate)
@@ -80,63 +112,109 @@ def _fail(message: str) -> int:
     return 2
 
 
-def _base_spec(args: argparse.Namespace, **kw):
+def _console() -> Console:
+    return Console(width=None if Console().is_terminal else 140)
+
+
+def spec_from_args(args: argparse.Namespace, **kw):
+    """The JobSpec of parsed ``simulate``/``plan`` arguments (its ``job_config()`` is what ``run`` builds).
+
+    ``kw`` adds the flags only ``simulate`` has (partition size, memory, MaxConcurrency).
+
+    Raises:
+        ConfigError: a value outside AWS's limits or an impossible layout.
+    """
     from sim.model import JobSpec
 
-    spec = JobSpec(data_size_bytes=parse_size(args.data_size), workers=args.workers, timeout_s=args.timeout,
-                   account_concurrency=args.account_concurrency, comm=args.comm, express_children=args.express,
+    spec = JobSpec(data_size_bytes=parse_size(args.data_size), workers=args.workers, batch_size=args.batch_size,
+                   timeout_s=args.timeout, account_concurrency=args.account_concurrency, comm=args.comm,
+                   control_memory_mb=args.control_memory, definition=str(args.definition) if args.definition else None,
+                   express_children=args.express, read_mode=args.read_mode, package_mb=args.package_mb,
                    failure_rate=args.failure_rate, arch=args.arch, **kw)
     spec.validate()
     return spec
 
 
 def _load(args: argparse.Namespace):
-    from sim.params import ModelParams
+    from sim.asl import read_workflow
+    from sim.params import ModelParams, reference_params
     from sim.prices import load_prices
 
-    params = ModelParams.load(args.calibration) if args.calibration else ModelParams()
-    return params, load_prices(args.prices)
+    params = ModelParams.load(args.calibration) if args.calibration else reference_params()
+    return params, load_prices(args.prices), read_workflow(args.definition)
+
+
+def _source_lines(params, prices, workflow) -> str:
+    lines = [f"parameters: {params.source}", f"state machine: {workflow.source}",
+             f"prices: {prices.as_of} ({prices.source})"]
+    if params.unidentified:
+        lines.append(f"not identified by the calibration data ({len(params.unidentified)}): kept at priors, see `calibrate`")
+    return "\n".join(lines)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from sim.plan import percentile, run_seeds
+    from sim.prices import bill_for_usage
 
     try:
-        spec = _base_spec(args, partition_size_bytes=parse_size(args.partition_size), memory_mb=args.memory,
-                          max_concurrency=args.max_concurrency)
-        params, prices = _load(args)
+        spec = spec_from_args(args, partition_size_bytes=parse_size(args.partition_size) if args.partition_size else None,
+                          memory_mb=args.memory, max_concurrency=args.max_concurrency)
+        params, prices, workflow = _load(args)
         if args.seeds < 1:
             raise ValueError("--seeds must be at least 1")
-    except ValueError as exc:
+    except (UserError, ValueError) as exc:
         return _fail(str(exc))
-    results = run_seeds(spec, params, prices, args.seeds)
+    results = run_seeds(spec, params, prices, args.seeds, workflow)
+    for r in results:
+        r.bill = bill_for_usage(r.usage, prices, free_tier=args.free_tier)
     spans = [r.makespan_s for r in results]
     median = sorted(results, key=lambda r: r.makespan_s)[len(results) // 2]
-    console = Console(width=None if Console().is_terminal else 140)
+    console = _console()
     table = Table(title=f"{format_size(spec.data_size_bytes)} in {spec.partitions} partitions of "
-                        f"{format_size(spec.partition_size_bytes)}, {spec.world} workers at {spec.memory_mb} MB "
-                        f"({args.seeds} seeds; params: {params.source})", show_header=False)
+                        f"{format_size(spec.partition_bytes)}, {spec.world} workers at {spec.memory_mb} MB, batch "
+                        f"{spec.batch_size} ({args.seeds} seeds)", show_header=False)
     table.add_column("metric", style="bold")
     table.add_column("value")
     table.add_row("makespan p50 / p95", f"{percentile(spans, 50):.1f} s / {percentile(spans, 95):.1f} s")
+    table.add_row("status (median run)", median.status)
+    for step, (a, b) in median.steps.items():
+        table.add_row(f"  {step}", f"{b - a:.2f} s")
+    workers = median.worker_invocations
+    if workers:
+        durations = sorted(w["duration_s"] for w in workers)
+        table.add_row("worker Duration p50 / p95 / max",
+                      f"{percentile(durations, 50):.2f} s / {percentile(durations, 95):.2f} s / {durations[-1]:.2f} s")
+        phases = {k: sum(w.get(k, 0.0) for w in workers) / len(workers)
+                  for k in ("download_s", "load_s", "read_s", "deserialize_s", "compute_s", "comm_s", "write_s")}
+        table.add_row("worker phases (mean)", ", ".join(f"{k[:-2]} {v:.2f} s" for k, v in phases.items() if v > 0))
+        table.add_row("Max Memory Used (worker)", f"{max(w['max_memory_used_mb'] for w in workers):,.0f} MB of {spec.memory_mb:,} MB")
     table.add_row("cold starts", str(median.cold_starts))
     table.add_row("peak concurrency", str(median.peak_concurrency))
     table.add_row("throttles", str(median.throttles))
     table.add_row("failed items", str(median.items_failed))
+    errors: dict[str, int] = {}
+    for inv in median.invocations:
+        if inv["error"]:
+            name = f"{inv['function']} {inv['error']}"
+            errors[name] = errors.get(name, 0) + 1
+    if errors:
+        table.add_row("errors (attempts)", ", ".join(f"{name} x{n}" for name, n in sorted(errors.items())))
+    table.add_row("state transitions", f"{median.usage.sfn_transitions:,}")
     table.add_row("cost p50", f"${sorted(r.bill.total for r in results)[len(results) // 2]:.4f}")
     console.print(table)
-    bill = Table(title=f"Itemised bill (median run, prices {prices.as_of})")
+    bill = Table(title=f"Itemised bill (median run, prices {prices.as_of}{', free tier' if args.free_tier else ''})")
     for col in ("item", "quantity", "unit", "unit price", "cost USD"):
         bill.add_column(col, justify="left" if col in ("item", "unit") else "right")
     for line in median.bill.lines:
         bill.add_row(line.item, f"{line.quantity:,.4f}", line.unit, f"{line.unit_price:.10g}", f"{line.cost:.6f}")
     bill.add_row("total", "", "", "", f"{median.bill.total:.6f}")
     console.print(bill)
+    console.print(_source_lines(params, prices, workflow))
     if args.gantt:
         from sim.plots import plot_gantt
 
         console.print("gantt: " + ", ".join(map(str, plot_gantt(median, args.gantt))))
-    return 0 if median.items_failed == 0 else 1
+    return 0 if median.status == "SUCCEEDED" else 1
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -147,19 +225,19 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from sim.plots import plot_gantt, plot_sweep
 
     try:
-        base = _base_spec(args)
-        params, prices = _load(args)
+        base = spec_from_args(args)
+        params, prices, workflow = _load(args)
         deadline = parse_duration(args.deadline) if args.deadline else None
         memories, parts, concs = _ints(args.memories), _sizes(args.partition_sizes), _ints(args.max_concurrencies)
         if not (memories and parts and concs):
             raise ValueError("each sweep list needs at least one value")
-    except ValueError as exc:
+    except (UserError, ValueError) as exc:
         return _fail(str(exc))
     with Progress(console=Console(stderr=True)) as bar:
         task = bar.add_task("simulating configurations", total=len(memories) * len(parts) * len(concs))
         candidates = sweep(base, memories, parts, concs, params, prices, args.seeds,
-                           lambda done, total: bar.update(task, completed=done))
-    console = Console(width=None if Console().is_terminal else 140)
+                           lambda done, total: bar.update(task, completed=done), workflow)
+    console = _console()
     table = Table(title="Pareto front: cost vs p95 makespan")
     for col in ("memory MB", "partition", "max conc.", "workers", "makespan p50 s", "p95 s", "cost USD"):
         table.add_column(col, justify="right")
@@ -173,48 +251,70 @@ def cmd_plan(args: argparse.Namespace) -> int:
     for strategy, (c, why) in picks.items():
         console.print(f"[bold]{strategy}[/bold]: {c.memory_mb} MB, {format_size(c.partition_size_bytes)} partitions, "
                       f"max concurrency {c.max_concurrency} ({c.workers} workers) - {why}")
-    paths = plot_sweep(candidates, args.out, deadline)
+    console.print(_source_lines(params, prices, workflow))
+    paths = plot_sweep(candidates, args.out, deadline, picks, params.source)
     best = picks.get("balanced", picks.get("speed"))
     if best:
-        from dataclasses import replace
-
         c = best[0]
         paths += plot_gantt(simulate(replace(base, memory_mb=c.memory_mb, partition_size_bytes=c.partition_size_bytes,
-                                             max_concurrency=c.max_concurrency), params, 0, prices), args.out)
+                                             max_concurrency=c.max_concurrency), params, 0, prices, workflow), args.out)
     console.print("plots: " + ", ".join(map(str, paths)))
     return 0 if "cost" in picks else 1
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from emulator.contracts.runrecord import RunRecordError
-    from sim.calibrate import cross_validate, fit, load_observations, observations_from_cloudwatch, predict_duration
+    from sim import reference
+    from sim.calibrate import fit, leave_one_out, load_observations, observations_from_cloudwatch, predict_duration
 
-    runs = list(args.runs)
-    if args.reference:
-        runs += sorted((Path(__file__).parent / "reference").glob("cosmicai_10240mb_*mb.json"))
     try:
-        observations = load_observations(runs)
+        observations, orchestration = load_observations(args.runs)
+        if args.reference:
+            observations += reference.observations()
         for log in args.logs:
-            observations += observations_from_cloudwatch(log.read_text().splitlines(), parse_size(args.partition_size), run=str(log))
-        params = fit(observations)
+            observations += observations_from_cloudwatch(log.read_text().splitlines(),
+                                                         parse_size(args.bytes_read) if args.bytes_read else None,
+                                                         run=str(log), role=args.log_role, batch_size=args.batch_size,
+                                                         world=args.log_world)
+        source = (reference.SOURCE if args.reference and not args.runs and not args.logs
+                  else f"calibration of {', '.join(map(str, args.runs + args.logs)) or 'no files'}"
+                       f"{' + CosmicAI reference' if args.reference else ''}")
+        params = fit(observations, orchestration=orchestration, source=source)
     except (RunRecordError, ValueError, OSError) as exc:
         return _fail(str(exc))
     params.save(args.output)
-    console = Console(width=None if Console().is_terminal else 140)
-    table = Table(title=f"Calibration from {len(observations)} worker invocations ({params.source})", show_header=False)
-    for name, value in (("compute s/sample/vCPU", f"{params.compute_s_per_sample_vcpu:.5f}"),
-                        ("S3 bandwidth", f"{params.s3_bandwidth_bytes_s / 1e6:.1f} MB/s"),
-                        ("model load", f"{params.model_load_s:.3f} s"), ("overhead", f"{params.overhead_s:.3f} s"),
-                        ("init median / sigma", f"{params.init_median_s:.3f} s / {params.init_sigma:.3f}"),
-                        ("residuals", json.dumps({k: round(v, 3) for k, v in params.residuals.items()}))):
-        table.add_row(name, value)
+    console = _console()
+    table = Table(title=f"Calibration from {len(observations)} invocations ({params.source})")
+    for col in ("parameter", "value", "source"):
+        table.add_column(col)
+    for name in ("bytes_per_sample", "compute_s_per_sample_vcpu", "batch_overhead_samples", "parallel_efficiency",
+                 "download_s", "model_load_s", "setup_s", "s3_bandwidth_bytes_s", "deserialize_s_per_byte_vcpu",
+                 "cpu_sigma", "straggler_prob", "straggler_factor", "init_median_s", "init_sigma", "memory_base_mb",
+                 "memory_per_input_mb", "control_cpu_s", "request_cpu_s", "plan_cpu_s_per_item", "child_start_rate_per_s",
+                 "transition_latency_s", "result_writer_s",
+                 "result_writer_s_per_item"):
+        table.add_row(name, f"{getattr(params, name):.6g}", params.source_of(name))
     console.print(table)
-    for run, err in cross_validate(observations).items():
-        console.print(f"held out {run}: MAPE {err['mape_pct']:.1f}%, max {err['max_ape_pct']:.1f}%")
+    for line in params.warnings:
+        console.print(f"[yellow]warning:[/yellow] {line}")
+    for line in params.unidentified:
+        console.print(f"[yellow]not identified:[/yellow] {line}")
+    console.print(f"residuals (worker Duration): {json.dumps({k: round(v, 2) for k, v in params.residuals.items()})}")
+    loo = leave_one_out(observations)
+    if loo:
+        within = sum(1 for r in loo if abs(r["error_pct"]) <= 10)
+        console.print(f"leave-one-out worker Duration: {within}/{len(loo)} within 10%, worst "
+                      f"{max(abs(r['error_pct']) for r in loo):.1f}%")
+        for r in loo:
+            if abs(r["error_pct"]) > 10:
+                console.print(f"  {r['run']} ({'cold' if r['cold'] else 'warm'}): measured {r['measured_s']:.2f} s, "
+                              f"predicted {r['predicted_s']:.2f} s ({r['error_pct']:+.1f}%)")
     if args.plot:
         from sim.plots import plot_calibration
 
-        paths = plot_calibration([o.duration_s for o in observations], [predict_duration(params, o) for o in observations], args.plot)
+        timed = [o for o in observations if o.role == "worker" and o.duration_s and o.bytes_read]
+        paths = plot_calibration([o.duration_s for o in timed], [predict_duration(params, o) for o in timed],
+                                 args.plot, params.source)
         console.print("plot: " + ", ".join(map(str, paths)))
     console.print(f"saved {args.output}")
     return 0

@@ -18,7 +18,8 @@ from typing import Callable
 
 import torch
 
-from worker.partitions import BYTES_PER_SAMPLE, IMAGE_SHAPE, Partition, save_partition
+from worker.layout import BYTES_PER_SAMPLE, partition_plan, samples_per_partition  # noqa: F401 - re-exported
+from worker.partitions import IMAGE_SHAPE, Partition, save_partition
 
 HUBBLE_DISTANCE_MPC = 4282.7  # c / H0 with H0 = 70 km/s/Mpc
 PIXEL_ARCSEC = 0.396
@@ -26,22 +27,6 @@ PSF_SIGMA_PX = 1.2
 SKY_SIGMA = torch.tensor([0.25, 0.08, 0.10, 0.14, 0.45])  # nanomaggies per pixel, u g r i z
 MAG_ERROR = torch.tensor([0.08, 0.02, 0.02, 0.02, 0.05])
 _CHUNK = 128  # galaxies rendered at once: bounds memory to ~10 MB per chunk
-
-
-def samples_per_partition(partition_size_bytes: int) -> int:
-    """How many samples make a partition of about this size (at least one)."""
-    return max(1, partition_size_bytes // BYTES_PER_SAMPLE)
-
-
-def partition_plan(data_size_bytes: int, partition_size_bytes: int) -> list[int]:
-    """Samples in each partition so the total is about ``data_size_bytes``."""
-    if data_size_bytes <= 0 or partition_size_bytes <= 0:
-        raise ValueError("data and partition sizes must be positive")
-    full, rest = divmod(data_size_bytes, partition_size_bytes)
-    plan = [samples_per_partition(partition_size_bytes)] * full
-    if rest >= BYTES_PER_SAMPLE or not plan:
-        plan.append(samples_per_partition(rest))
-    return plan
 
 
 def _psf_kernel() -> torch.Tensor:

@@ -99,3 +99,8 @@ def role_arn(name: str, account: str = ACCOUNT_ID) -> str:
 def arn_name(arn: str) -> str:
     """The last resource component of an ARN (after the final ``:`` or ``/``)."""
     return arn.rsplit(":", 1)[-1].rsplit("/", 1)[-1]
+
+# -- Lambda scaling (https://docs.aws.amazon.com/lambda/latest/dg/scaling-behavior.html) --
+# Each function (not the account) may add 1,000 execution environments every 10 seconds.
+SCALING_ENVIRONMENTS_PER_PERIOD: Final = 1_000
+SCALING_PERIOD_S: Final = 10.0

@@ -1,7 +1,7 @@
 """What every Lambda backend shares: function configuration, invocation records, errors.
 
 A *Lambda service* is anything with ``invoke(function_name, payload) -> result``
-(:class:`LambdaInvoker`). The local process backend (``emulator.local_lambda``),
+(:class:`LambdaInvoker`). The local process backend (``emulator.lambda_runtime``),
 the Docker backend (``emulator.docker``) and boto3 against real AWS all fit it,
 so the Step Functions engine drives any of them.
 """
