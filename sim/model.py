@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -70,6 +70,18 @@ class JobSpec:
     arch: str = "x86_64"
     noise: bool = True  # draw the spreads; False = every invocation at its expected time
     collective_bytes: int = 64  # payload of the metrics allreduce
+    job: JobConfig | None = None  # the job this spec was built from (``from_job``)
+
+    @classmethod
+    def from_job(cls, config: JobConfig, **simulation: Any) -> "JobSpec":
+        """The spec of ``config`` (the job ``run`` would run), plus the simulation-only fields in ``simulation``."""
+        fields: dict[str, Any] = dict(
+            data_size_bytes=config.data_size_bytes, partition_size_bytes=config.partition_size_bytes,
+            workers=config.workers, batch_size=config.batch_size, memory_mb=config.worker_memory_mb,
+            timeout_s=config.worker_timeout_s, max_concurrency=config.max_concurrency,
+            account_concurrency=config.account_concurrency, comm=config.comm,
+            control_memory_mb=config.control_memory_mb, control_timeout_s=config.control_timeout_s)
+        return cls(**{**fields, "job": config, **simulation})
 
     def job_config(self) -> JobConfig:
         """The job contract this spec simulates (the one `run` builds from the same flags).
@@ -78,12 +90,14 @@ class JobSpec:
             ConfigError: a value outside AWS's limits or an impossible layout.
         """
         part = resolve_partition_size(self.data_size_bytes, self.partition_size_bytes, self.workers)
-        return JobConfig(
+        modelled = dict(
             data_size_bytes=self.data_size_bytes, partition_size_bytes=part, workers=self.workers,
             batch_size=self.batch_size, worker_memory_mb=self.memory_mb, worker_timeout_s=self.timeout_s,
             control_memory_mb=self.control_memory_mb, control_timeout_s=self.control_timeout_s,
             max_concurrency=self.max_concurrency, account_concurrency=self.account_concurrency,
             comm=self.comm if self.comm in COMM_MODES else "none")
+        # What the model does not vary (seed, punch window, bucket ...) comes from the job it was built from.
+        return replace(self.job, **modelled) if self.job is not None else JobConfig(**modelled)
 
     @property
     def partition_bytes(self) -> int:

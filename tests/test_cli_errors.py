@@ -57,6 +57,25 @@ BAD_INPUTS = [
     ["emulate", "--loss", "200"],
     ["emulate", "--workers-per-nat", "0"],
     ["emulate", "--latency-ms", "-1"],
+    # simulate, plan, calibrate: the same job flags, the same checks
+    ["simulate", "--memory", "64"],
+    ["simulate", "--data-size", "1e400"],
+    ["simulate", "--timeout", "0"],
+    ["simulate", "--max-concurrency", "10001"],
+    ["simulate", "--seeds", "0"],
+    ["simulate", "--failure-rate", "2"],
+    ["simulate", "--calibration", "/nonexistent/calibration.json"],
+    ["simulate", "--prices", "/nonexistent/prices.json"],
+    ["simulate", "--definition", "/nonexistent/machine.json"],
+    ["simulate", "--workers", "8", "--partition-size", "50MB"],
+    ["simulate", "--account-concurrency", "0"],
+    ["plan", "--deadline", "soon"],
+    ["plan", "--memories", "64,128"],
+    ["plan", "--partition-sizes", ","],
+    ["plan", "--max-concurrencies", "20000"],
+    ["calibrate", "/nonexistent/run"],
+    ["calibrate", "--logs", "/nonexistent/log.txt"],
+    ["calibrate", "--bytes-read", "lots"],
     # rendezvous
     ["rendezvous", "serve", "--port", "70000"],
     ["rendezvous", "serve", "--port", "-5"],
@@ -96,6 +115,16 @@ def test_bad_definition_file_is_one_line(tmp_path, capsys):
     bad.write_text(json.dumps({"StartAt": "A", "States": {"A": {"Type": "Teleport", "End": True}}}))
     assert main(["run", "--definition", str(bad), "--runs-dir", str(tmp_path / "runs")]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_bad_calibration_and_price_files_are_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    for argv in (["simulate", "--calibration", str(bad)], ["simulate", "--prices", str(bad)],
+                 ["calibrate", str(bad), "-o", str(tmp_path / "c.json")]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
 
 
 def test_refusals_state_the_numbers(capsys, tmp_path, monkeypatch):

@@ -16,6 +16,7 @@ from emulator.contracts.job import JobConfig
 
 
 def add_job_arguments(p: argparse.ArgumentParser, *, function_flags: bool = True,
+                      comm_modes: tuple[str, ...] = job.COMM_MODES,
                       data_size_default: str | None = job.DEFAULT_DATA_SIZE,
                       timeout_default: float = job.DEFAULT_WORKER_TIMEOUT_S) -> None:
     """Add the flags that define one job (data, ranks, worker function, Map, collectives).
@@ -46,7 +47,7 @@ def add_job_arguments(p: argparse.ArgumentParser, *, function_flags: bool = True
                             f"{aws.MAX_EPHEMERAL_STORAGE_MB} (default {aws.DEFAULT_EPHEMERAL_STORAGE_MB})")
     p.add_argument("--max-concurrency", type=flags.max_concurrency, default=None,
                    help=f"Distributed Map MaxConcurrency, 0-{aws.MAX_MAP_CONCURRENCY} (default: all ranks at once)")
-    p.add_argument("--comm", choices=job.COMM_MODES, default="none",
+    p.add_argument("--comm", choices=comm_modes, default="none",
                    help="collectives between workers via the rendezvous server (default none)")
     p.add_argument("--punch-timeout", type=flags.float_in(0.001, aws.MAX_TIMEOUT_S, "s", "the punch window range"),
                    default=job.DEFAULT_PUNCH_TIMEOUT_S,

@@ -16,11 +16,10 @@ import sys
 from typing import Any, NoReturn, Sequence
 
 import rendezvous.cli
-import sim.cli
-from emulator.cli import aws, emulate, run
+from emulator.cli import aws, emulate, run, simulate
 from emulator.contracts.errors import EXIT_INTERRUPTED, EXIT_USAGE, UserError
 
-COMMAND_MODULES = (run, emulate, rendezvous.cli, sim.cli, aws)
+COMMAND_MODULES = (run, emulate, rendezvous.cli, simulate, aws)
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -1,4 +1,4 @@
-"""``lambdatwin simulate``, ``plan`` and ``calibrate``.
+"""``lambdatwin simulate``, ``plan`` and ``calibrate``: the CLI over ``sim/``.
 
 The job flags mean what they mean for ``lambdatwin run``: the job is built as
 a :class:`~emulator.contracts.job.JobConfig` (same defaults, same partition
@@ -12,54 +12,63 @@ import argparse
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any, Callable
 
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
-from emulator.contracts import aws
-from emulator.contracts.errors import UserError
-from emulator.contracts.job import (DEFAULT_BATCH_SIZE, DEFAULT_CONTROL_MEMORY_MB, DEFAULT_DATA_SIZE,
-                                    DEFAULT_WORKER_MEMORY_MB, DEFAULT_WORKER_TIMEOUT_S)
-from emulator.contracts.units import format_size, parse_duration, parse_size
+from emulator.cli.job_args import add_job_arguments, job_config_from_args
+from emulator.contracts import aws, flags
+from emulator.contracts.errors import ConfigError
+from emulator.contracts.job import COMM_MODES, DEFAULT_BATCH_SIZE, DEFAULT_CONTROL_MEMORY_MB
+from emulator.contracts.runrecord import RunRecordError
+from emulator.contracts.units import format_size
+from sim import reference
+from sim.asl import Workflow, read_workflow
+from sim.calibrate import fit, leave_one_out, load_observations, observations_from_cloudwatch, predict_duration
+from sim.model import READ_MODES, SIM_COMM_MODES, JobSpec, simulate
+from sim.params import ModelParams, reference_params
+from sim.plan import pareto_front, percentile, recommend, run_seeds, sweep
+from sim.plots import plot_calibration, plot_gantt, plot_sweep
+from sim.prices import PriceTable, bill_for_usage, load_prices
 
 
-def _sizes(text: str) -> list[int]:
-    return [parse_size(t) for t in text.split(",") if t.strip()]
+def _list_of(convert: Callable[[str], Any]) -> Callable[[str], list[Any]]:
+    """A comma-separated list flag whose items are each checked by ``convert``."""
+    def parse(text: str) -> list[Any]:
+        items = [convert(t.strip()) for t in text.split(",") if t.strip()]
+        if not items:
+            raise argparse.ArgumentTypeError("needs at least one value")
+        return items
+
+    return parse
 
 
-def _ints(text: str) -> list[int]:
-    try:
-        return [int(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise ValueError(f"{text!r} must be a comma-separated list of integers") from None
-
-
-def _job_arguments(p: argparse.ArgumentParser) -> None:
-    # The flags `lambdatwin run` has, with its defaults.
-    p.add_argument("--data-size", default=DEFAULT_DATA_SIZE, help=f"total data, e.g. 12.6GB, 1TB (default {DEFAULT_DATA_SIZE})")
-    p.add_argument("--workers", type=int, default=None, help="world size (default: one per partition)")
-    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help=f"inference batch size (default {DEFAULT_BATCH_SIZE})")
-    p.add_argument("--timeout", type=float, default=DEFAULT_WORKER_TIMEOUT_S,
-                   help=f"worker Timeout in s (default {DEFAULT_WORKER_TIMEOUT_S:g})")
-    p.add_argument("--comm", choices=("none", "direct", "relay", "s3"), default="none", help="collectives channel (default none)")
-    p.add_argument("--definition", type=Path, default=None,
+def _simulation_arguments(p: argparse.ArgumentParser) -> None:
+    """The job flags of ``lambdatwin run`` (same names, defaults and checks), and what only a simulation needs."""
+    add_job_arguments(p, comm_modes=SIM_COMM_MODES)
+    p.add_argument("--definition", type=flags.existing_file, default=None,
                    help="state machine ASL file whose Retry, MaxConcurrency and child type are simulated "
                         "(default statemachines/data_parallel.asl.json)")
-    # What only a simulation needs.
-    p.add_argument("--account-concurrency", type=int, default=aws.DEFAULT_ACCOUNT_CONCURRENCY,
+    p.add_argument("--account-concurrency", type=flags.int_in(1, 10_000_000, "", "the concurrency range"),
+                   default=aws.DEFAULT_ACCOUNT_CONCURRENCY,
                    help=f"account concurrency limit (default {aws.DEFAULT_ACCOUNT_CONCURRENCY})")
-    p.add_argument("--control-memory", type=int, default=DEFAULT_CONTROL_MEMORY_MB,
+    p.add_argument("--control-memory", type=flags.memory_mb, default=DEFAULT_CONTROL_MEMORY_MB,
                    help=f"Initialize/Summarize MemorySize in MB (default {DEFAULT_CONTROL_MEMORY_MB})")
     p.add_argument("--express", action=argparse.BooleanOptionalAction, default=None,
                    help="Map children as Express (--express) or Standard (--no-express); default: as the ASL says")
-    p.add_argument("--read-mode", choices=("rank", "whole"), default="rank",
+    p.add_argument("--read-mode", choices=READ_MODES, default="rank",
                    help="rank: each worker reads its partitions; whole: each reads the whole object and slices its rank")
-    p.add_argument("--package-mb", type=float, default=None, help="deployment package or image size in MB (INIT scaling)")
-    p.add_argument("--failure-rate", type=float, default=0.0, help="probability an invocation crashes (default 0)")
+    p.add_argument("--package-mb", type=flags.float_in(0.001, 10_240, "MB", "the package size range"), default=None,
+                   help="deployment package or image size in MB (INIT scaling)")
+    p.add_argument("--failure-rate", type=flags.float_in(0, 0.999, "", "the probability range"), default=0.0,
+                   help="probability an invocation crashes (default 0)")
     p.add_argument("--arch", choices=("x86_64", "arm64"), default="x86_64")
-    p.add_argument("--calibration", type=Path, default=None,
+    p.add_argument("--calibration", type=flags.existing_file, default=None,
                    help="calibration file from `lambdatwin calibrate` (default: the shipped CosmicAI AWS calibration)")
-    p.add_argument("--prices", type=Path, default=None, help="JSON file overriding price table fields (see sim/prices.py)")
+    p.add_argument("--prices", type=flags.existing_file, default=None,
+                   help="JSON file overriding price table fields (see sim/prices.py)")
     p.add_argument("--free-tier", action="store_true", help="subtract the monthly free tier")
 
 
@@ -68,26 +77,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     sim = sub.add_parser("simulate", help="predict makespan, concurrency and the bill of a job at any scale (SimPy)",
                          description="Simulate the Step Functions + Lambda job and print makespan p50/p95 over seeds, "
                                      "phases, cold starts, peak concurrency, throttles, Max Memory Used and an itemised bill.")
-    _job_arguments(sim)
-    sim.add_argument("--partition-size", default=None, help="partition size (default: data-size / workers, or 25MB)")
-    sim.add_argument("--memory", type=int, default=DEFAULT_WORKER_MEMORY_MB,
-                     help=f"worker MemorySize in MB (default {DEFAULT_WORKER_MEMORY_MB})")
-    sim.add_argument("--max-concurrency", type=int, default=None,
-                     help="Map MaxConcurrency (default: all ranks at once, as `run`; 0 = the Map's own 10,000)")
-    sim.add_argument("--seeds", type=int, default=5, help="simulations with seeds 0..N-1 (default 5)")
-    sim.add_argument("--gantt", type=Path, default=None, help="write a timeline (PNG+SVG) into this folder")
+    _simulation_arguments(sim)
+    sim.add_argument("--seeds", type=flags.int_in(1, 1000, "", "the seeds range"), default=5,
+                     help="simulations with seeds 0..N-1 (default 5)")
+    sim.add_argument("--gantt", type=flags.writable_dir, default=None, help="write a timeline (PNG+SVG) into this folder")
     sim.set_defaults(func=cmd_simulate)
 
     plan = sub.add_parser("plan", help="sweep memory x partition size x concurrency; Pareto front and a recommendation",
                           description="Sweep configurations, print the Pareto front of cost vs p95 makespan and the "
                                       "cost/speed/balanced picks with reasons, and save plots.")
-    _job_arguments(plan)
-    plan.add_argument("--deadline", default=None, help="p95 makespan to meet, e.g. 5min")
-    plan.add_argument("--memories", default="1024,2048,4096,10240", help="MemorySize values in MB")
-    plan.add_argument("--partition-sizes", default="25MB,50MB,100MB", help="partition sizes")
-    plan.add_argument("--max-concurrencies", default="1000", help="Map MaxConcurrency values")
-    plan.add_argument("--seeds", type=int, default=3, help="seeds per configuration (default 3)")
-    plan.add_argument("--out", type=Path, default=Path("plan"), help="folder for plots (default ./plan)")
+    _simulation_arguments(plan)  # --memory, --partition-size, --max-concurrency: the base the sweep varies
+    plan.add_argument("--deadline", type=flags.duration, default=None, help="p95 makespan to meet, e.g. 5min")
+    plan.add_argument("--memories", type=_list_of(flags.memory_mb), default=[1024, 2048, 4096, 10240],
+                      help="MemorySize values in MB (default 1024,2048,4096,10240)")
+    plan.add_argument("--partition-sizes", type=_list_of(flags.size), default=[25 * 10**6, 50 * 10**6, 100 * 10**6],
+                      help="partition sizes (default 25MB,50MB,100MB)")
+    plan.add_argument("--max-concurrencies", type=_list_of(flags.max_concurrency), default=[1000],
+                      help="Map MaxConcurrency values (default 1000)")
+    plan.add_argument("--seeds", type=flags.int_in(1, 1000, "", "the seeds range"), default=3,
+                      help="seeds per configuration (default 3)")
+    plan.add_argument("--out", type=flags.writable_dir, default=Path("plan"), help="folder for plots (default ./plan)")
     plan.set_defaults(func=cmd_plan)
 
     cal = sub.add_parser("calibrate", help="fit the model to run records and CloudWatch REPORT lines",
@@ -96,52 +105,51 @@ def register(sub: argparse._SubParsersAction) -> None:
                                      "the data could not identify, residuals and leave-one-out errors; save a calibration.")
     cal.add_argument("runs", nargs="*", type=Path, help="runs/<id> folders or record.json files")
     cal.add_argument("--reference", action="store_true", help="include the shipped CosmicAI AWS measurements")
-    cal.add_argument("--logs", type=Path, action="append", default=[], help="a worker log export with REPORT lines")
-    cal.add_argument("--bytes-read", default=None, help="bytes each --logs invocation read, e.g. 75MB (unknown if omitted)")
-    cal.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="batch size of the --logs invocations")
+    cal.add_argument("--logs", type=flags.existing_file, action="append", default=[],
+                     help="a worker log export with REPORT lines")
+    cal.add_argument("--bytes-read", type=flags.size, default=None,
+                     help="bytes each --logs invocation read, e.g. 75MB (unknown if omitted)")
+    cal.add_argument("--batch-size", type=flags.int_in(1, 1_000_000, "", "the batch size range"),
+                     default=DEFAULT_BATCH_SIZE, help="batch size of the --logs invocations")
     cal.add_argument("--log-role", choices=("worker", "initialize", "summarize"), default="worker",
                      help="which function the --logs are from (default worker)")
-    cal.add_argument("--log-world", type=int, default=None, help="world size of the job the --logs come from")
-    cal.add_argument("-o", "--output", type=Path, default=Path("calibration.json"), help="where to save (default calibration.json)")
-    cal.add_argument("--plot", type=Path, default=None, help="write predicted-vs-measured plot into this folder")
+    cal.add_argument("--log-world", type=flags.int_in(1, 10_000_000, "", "the world size range"), default=None,
+                     help="world size of the job the --logs come from")
+    cal.add_argument("-o", "--output", type=Path, default=Path("calibration.json"),
+                     help="where to save (default calibration.json)")
+    cal.add_argument("--plot", type=flags.writable_dir, default=None,
+                     help="write predicted-vs-measured plot into this folder")
     cal.set_defaults(func=cmd_calibrate)
-
-
-def _fail(message: str) -> int:
-    Console(stderr=True).print(f"[red]error:[/red] {message}")
-    return 2
 
 
 def _console() -> Console:
     return Console(width=None if Console().is_terminal else 140)
 
 
-def spec_from_args(args: argparse.Namespace, **kw):
-    """The JobSpec of parsed ``simulate``/``plan`` arguments (its ``job_config()`` is what ``run`` builds).
-
-    ``kw`` adds the flags only ``simulate`` has (partition size, memory, MaxConcurrency).
+def spec_from_args(args: argparse.Namespace) -> JobSpec:
+    """The JobSpec of parsed ``simulate``/``plan`` flags: ``run``'s JobConfig plus what only a simulation needs.
 
     Raises:
         ConfigError: a value outside AWS's limits or an impossible layout.
     """
-    from sim.model import JobSpec
-
-    spec = JobSpec(data_size_bytes=parse_size(args.data_size), workers=args.workers, batch_size=args.batch_size,
-                   timeout_s=args.timeout, account_concurrency=args.account_concurrency, comm=args.comm,
-                   control_memory_mb=args.control_memory, definition=str(args.definition) if args.definition else None,
-                   express_children=args.express, read_mode=args.read_mode, package_mb=args.package_mb,
-                   failure_rate=args.failure_rate, arch=args.arch, **kw)
+    config = job_config_from_args(args, comm=args.comm if args.comm in COMM_MODES else "none",
+                                  control_memory_mb=args.control_memory,
+                                  account_concurrency=args.account_concurrency)
+    spec = JobSpec.from_job(config, comm=args.comm, definition=str(args.definition) if args.definition else None,
+                            express_children=args.express, read_mode=args.read_mode, package_mb=args.package_mb,
+                            failure_rate=args.failure_rate, arch=args.arch)
     spec.validate()
     return spec
 
 
-def _load(args: argparse.Namespace):
-    from sim.asl import read_workflow
-    from sim.params import ModelParams, reference_params
-    from sim.prices import load_prices
-
-    params = ModelParams.load(args.calibration) if args.calibration else reference_params()
-    return params, load_prices(args.prices), read_workflow(args.definition)
+def _load(args: argparse.Namespace) -> tuple[ModelParams, PriceTable, Workflow]:
+    """Parameters, prices and the workflow the flags name (raises ConfigError for a bad file)."""
+    try:
+        params = ModelParams.load(args.calibration) if args.calibration else reference_params()
+        prices = load_prices(args.prices)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return params, prices, read_workflow(args.definition)
 
 
 def _source_lines(params, prices, workflow) -> str:
@@ -153,17 +161,9 @@ def _source_lines(params, prices, workflow) -> str:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from sim.plan import percentile, run_seeds
-    from sim.prices import bill_for_usage
-
-    try:
-        spec = spec_from_args(args, partition_size_bytes=parse_size(args.partition_size) if args.partition_size else None,
-                          memory_mb=args.memory, max_concurrency=args.max_concurrency)
-        params, prices, workflow = _load(args)
-        if args.seeds < 1:
-            raise ValueError("--seeds must be at least 1")
-    except (UserError, ValueError) as exc:
-        return _fail(str(exc))
+    """Simulate one job over ``--seeds`` seeds and print what it takes and costs."""
+    spec = spec_from_args(args)
+    params, prices, workflow = _load(args)
     results = run_seeds(spec, params, prices, args.seeds, workflow)
     for r in results:
         r.bill = bill_for_usage(r.usage, prices, free_tier=args.free_tier)
@@ -211,28 +211,16 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     console.print(bill)
     console.print(_source_lines(params, prices, workflow))
     if args.gantt:
-        from sim.plots import plot_gantt
-
         console.print("gantt: " + ", ".join(map(str, plot_gantt(median, args.gantt))))
     return 0 if median.status == "SUCCEEDED" else 1
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from rich.progress import Progress
-
-    from sim.model import simulate
-    from sim.plan import pareto_front, recommend, sweep
-    from sim.plots import plot_gantt, plot_sweep
-
-    try:
-        base = spec_from_args(args)
-        params, prices, workflow = _load(args)
-        deadline = parse_duration(args.deadline) if args.deadline else None
-        memories, parts, concs = _ints(args.memories), _sizes(args.partition_sizes), _ints(args.max_concurrencies)
-        if not (memories and parts and concs):
-            raise ValueError("each sweep list needs at least one value")
-    except (UserError, ValueError) as exc:
-        return _fail(str(exc))
+    """Sweep memory x partition size x MaxConcurrency; print the Pareto front and the picks, save plots."""
+    base = spec_from_args(args)
+    params, prices, workflow = _load(args)
+    deadline = args.deadline
+    memories, parts, concs = args.memories, args.partition_sizes, args.max_concurrencies
     with Progress(console=Console(stderr=True)) as bar:
         task = bar.add_task("simulating configurations", total=len(memories) * len(parts) * len(concs))
         candidates = sweep(base, memories, parts, concs, params, prices, args.seeds,
@@ -263,17 +251,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from emulator.contracts.runrecord import RunRecordError
-    from sim import reference
-    from sim.calibrate import fit, leave_one_out, load_observations, observations_from_cloudwatch, predict_duration
-
+    """Fit the model to run records and REPORT lines, print what was and was not identified, save it."""
     try:
         observations, orchestration = load_observations(args.runs)
         if args.reference:
             observations += reference.observations()
         for log in args.logs:
             observations += observations_from_cloudwatch(log.read_text().splitlines(),
-                                                         parse_size(args.bytes_read) if args.bytes_read else None,
+                                                         args.bytes_read,
                                                          run=str(log), role=args.log_role, batch_size=args.batch_size,
                                                          world=args.log_world)
         source = (reference.SOURCE if args.reference and not args.runs and not args.logs
@@ -281,7 +266,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
                        f"{' + CosmicAI reference' if args.reference else ''}")
         params = fit(observations, orchestration=orchestration, source=source)
     except (RunRecordError, ValueError, OSError) as exc:
-        return _fail(str(exc))
+        raise ConfigError(" ".join(str(exc).split())) from None
     params.save(args.output)
     console = _console()
     table = Table(title=f"Calibration from {len(observations)} invocations ({params.source})")
@@ -310,8 +295,6 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
                 console.print(f"  {r['run']} ({'cold' if r['cold'] else 'warm'}): measured {r['measured_s']:.2f} s, "
                               f"predicted {r['predicted_s']:.2f} s ({r['error_pct']:+.1f}%)")
     if args.plot:
-        from sim.plots import plot_calibration
-
         timed = [o for o in observations if o.role == "worker" and o.duration_s and o.bytes_read]
         paths = plot_calibration([o.duration_s for o in timed], [predict_duration(params, o) for o in timed],
                                  args.plot, params.source)
