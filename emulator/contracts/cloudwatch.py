@@ -57,6 +57,25 @@ def end_line(request_id: str) -> str:
     return f"END RequestId: {request_id}"
 
 
+def init_start_line(runtime_version: str, runtime_version_arn: str) -> str:
+    """The ``INIT_START`` platform line Lambda writes when an execution environment's INIT begins."""
+    return f"INIT_START Runtime Version: {runtime_version}\tRuntime Version ARN: {runtime_version_arn}\t"
+
+
+def init_report_line(duration_ms: float, phase: str, status: str, error_type: str | None = None) -> str:
+    """The ``INIT_REPORT`` line Lambda writes when INIT fails or times out.
+
+    ``phase`` is ``init`` (the INIT phase proper) or ``invoke`` (INIT re-run
+    inside the first invocation); ``status`` is ``error`` or ``timeout``. Format
+    as in "Failures during the Init phase",
+    https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html
+    """
+    parts = [f"INIT_REPORT Init Duration: {duration_ms:.2f} ms", f"Phase: {phase}", f"Status: {status}"]
+    if error_type:
+        parts.append(f"Error Type: {error_type}")
+    return "\t".join(parts) + "\t"
+
+
 def report_line(report: ReportLine) -> str:
     """Format a ``REPORT`` line byte-for-byte as Lambda writes it."""
     parts = [
