@@ -89,6 +89,7 @@ class RuntimeAPIServer:
         self._in_progress: str | None = None  # the id `next` handed out and nobody answered yet
         self._polling = threading.Event()  # the runtime is blocked in `next`: it finished its work
         self._cond = threading.Condition()
+        self._generation = 0  # bumped by reset(): a dead runtime's pending `next` must not take new events
         self._ready = threading.Event()  # first `next` seen: INIT finished
         self._closed = threading.Event()
         self.init_error: dict[str, Any] | None = None
@@ -128,6 +129,19 @@ class RuntimeAPIServer:
             if self.init_error is not None or self._closed.is_set():
                 return False
         return self._ready.is_set()
+
+    def reset(self) -> None:
+        """Forget the previous runtime process (it was stopped): the next one starts INIT afresh."""
+        with self._cond:
+            self._generation += 1
+            self._events = queue.Queue()
+            self._outcomes.clear()
+            self._in_progress = None
+            self._ready.clear()
+            self._polling.clear()
+            self.init_error = None
+            self.ready_at = None
+            self._cond.notify_all()
 
     def submit(self, invocation: Invocation) -> None:
         """Queue an event for the runtime's next ``next`` call."""
@@ -179,24 +193,24 @@ class RuntimeAPIServer:
             return True
 
     def _next_event(self) -> Invocation | None:
-        if self.ready_at is None:
-            self.ready_at = time.monotonic()
-        self._ready.set()
-        self._polling.set()
-        try:
-            while not self._closed.is_set():
-                try:
-                    event = self._events.get(timeout=_POLL_SLICE_S)
-                except queue.Empty:
-                    continue
-                with self._cond:
-                    self._in_progress = event.request_id
-                    self._polling.clear()
-                return event
-            return None
-        finally:
-            if self._in_progress is not None:
+        with self._cond:
+            generation, events = self._generation, self._events
+            if self.ready_at is None:
+                self.ready_at = time.monotonic()
+            self._ready.set()
+            self._polling.set()
+        while not self._closed.is_set() and generation == self._generation:
+            try:
+                event = events.get(timeout=_POLL_SLICE_S)
+            except queue.Empty:
+                continue
+            with self._cond:
+                if generation != self._generation:
+                    return None  # the runtime that asked is gone; the event was for the old queue
+                self._in_progress = event.request_id
                 self._polling.clear()
+            return event
+        return None
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         api = self
