@@ -92,6 +92,7 @@ class InvokeOutcome:
     duration_ms: float = 0.0
     max_memory_used_mb: int = 0
     init_phase: str | None = None  # "suppressed" when INIT re-ran inside this invocation
+    platform_failure: bool = False  # INIT failed or the runtime died: REPORT shows Status/Error Type
 
 
 @dataclass(frozen=True)
@@ -284,7 +285,7 @@ class ExecutionEnvironment(ABC):
                 if init.status == "timeout":
                     return self._timed_out(request_id, init_phase)
                 elapsed_ms = (time.monotonic() - started) * 1000.0
-                return InvokeOutcome("error", None, init.error, elapsed_ms, self._memory(), init_phase)
+                return InvokeOutcome("error", None, init.error, elapsed_ms, self._memory(), init_phase, True)
         else:
             self._thaw()
         self.log(start_line(request_id))
@@ -311,7 +312,7 @@ class ExecutionEnvironment(ABC):
         if outcome is None:
             reason = self.exit_reason() or "exit:unknown"
             self._reset()
-            return InvokeOutcome("error", None, self._death_error(reason, request_id), elapsed_ms, memory, init_phase)
+            return InvokeOutcome("error", None, self._death_error(reason, request_id), elapsed_ms, memory, init_phase, True)
         return self._outcome(outcome, elapsed_ms, memory, init_phase)
 
     def _answered_ms(self, started: float) -> float:

@@ -212,7 +212,7 @@ class LambdaService:
                 outcome: InvokeOutcome, init_ms: float | None, failed_init_ms: float | None = None) -> "CompletedInvocation":
         status = None if outcome.status == "success" else outcome.status
         error_type = outcome.error.error_type if outcome.error and outcome.status == "error" else None
-        if status == "error" and not (error_type or "").startswith("Runtime."):
+        if status == "error" and not outcome.platform_failure:
             status, error_type = None, None  # a handled function error is not a platform status on the REPORT line
         report = ReportLine(
             request_id=request_id,
