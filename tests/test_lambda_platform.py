@@ -285,3 +285,18 @@ def test_idle_environments_are_thawed_by_concurrent_invokes():
         for t in threads:
             t.join()
     assert len(results) == 3
+
+
+def test_invoke_api_client_context_reaches_the_handler_through_boto3():
+    import base64
+
+    import boto3
+
+    from emulator.lambda_runtime.invoke_api import InvokeAPIServer
+
+    with LambdaService([fn("ctx", "context_info", timeout_s=10)]) as svc, InvokeAPIServer(svc) as api:
+        client = boto3.client("lambda", endpoint_url=api.endpoint_url, region_name=aws.REGION,
+                              aws_access_key_id="x", aws_secret_access_key="x")
+        context = base64.b64encode(json.dumps({"custom": {"tenant": "t1"}}).encode()).decode()
+        seen = json.loads(client.invoke(FunctionName="ctx", Payload=b"{}", ClientContext=context)["Payload"].read())
+    assert seen["custom"] == {"tenant": "t1"}

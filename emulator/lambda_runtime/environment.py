@@ -521,6 +521,8 @@ class ProcessEnvironment(ExecutionEnvironment):
             return
         deadline = time.monotonic() + 2.0
         while time.monotonic() < deadline:
+            if self._reader is None or not self._reader.is_alive():
+                return  # the reader saw end-of-file and filed everything
             try:
                 ready, _, _ = select.select([proc.stdout.fileno()], [], [], 0)
             except (OSError, ValueError):
