@@ -300,3 +300,16 @@ def test_invoke_api_client_context_reaches_the_handler_through_boto3():
         context = base64.b64encode(json.dumps({"custom": {"tenant": "t1"}}).encode()).decode()
         seen = json.loads(client.invoke(FunctionName="ctx", Payload=b"{}", ClientContext=context)["Payload"].read())
     assert seen["custom"] == {"tenant": "t1"}
+
+
+def test_limits_not_enforced_are_printed_in_the_run_report():
+    from rich.console import Console
+
+    from emulator.contracts.runrecord import RunRecord
+    from emulator.report import print_run
+
+    record = RunRecord(run_id="r1", backend="local",
+                       config={"lambda_platform_not_enforced": {"cpu": "CPU not limited to 0.14 vCPU: no writable cgroup"}})
+    console = Console(record=True, width=200)
+    print_run(record, "runs/r1", console)
+    assert "not as on AWS (cpu): CPU not limited to 0.14 vCPU: no writable cgroup" in console.export_text()
