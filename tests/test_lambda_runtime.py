@@ -84,9 +84,12 @@ def test_memory_over_limit_is_out_of_memory():
     with LambdaService([fn("hog", "allocate", memory_mb=128, timeout_s=20)]) as svc:
         with pytest.raises(LambdaFunctionError) as info:
             svc.invoke("hog", {"mb": 400, "hold_s": 2})
-    assert info.value.error_type == "Runtime.OutOfMemory"
+    # The caller sees the runtime killed; the REPORT line names the cause.
+    assert info.value.error_type == "Runtime.ExitError"
+    assert info.value.message.endswith("Error: Runtime exited with error: signal: killed")
     report = parse_report_line(next(line for line in lines_of(svc, "hog") if line.startswith("REPORT")))
     assert report.status == "error" and report.error_type == "Runtime.OutOfMemory"
+    assert report.max_memory_used_mb == 128 and svc.records[0].error_type == "Runtime.OutOfMemory"
 
 
 def test_max_memory_used_tracks_what_the_handler_touched():

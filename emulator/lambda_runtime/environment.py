@@ -93,6 +93,7 @@ class InvokeOutcome:
     max_memory_used_mb: int = 0
     init_phase: str | None = None  # "suppressed" when INIT re-ran inside this invocation
     platform_failure: bool = False  # INIT failed or the runtime died: REPORT shows Status/Error Type
+    report_error_type: str | None = None  # REPORT's Error Type when it differs from the caller's (OOM)
 
 
 @dataclass(frozen=True)
@@ -312,7 +313,8 @@ class ExecutionEnvironment(ABC):
         if outcome is None:
             reason = self.exit_reason() or "exit:unknown"
             self._reset()
-            return InvokeOutcome("error", None, self._death_error(reason, request_id), elapsed_ms, memory, init_phase, True)
+            return InvokeOutcome("error", None, self._death_error(reason, request_id), elapsed_ms, memory, init_phase, True,
+                                 LAMBDA_OUT_OF_MEMORY if reason == "oom" else None)
         return self._outcome(outcome, elapsed_ms, memory, init_phase)
 
     def _answered_ms(self, started: float) -> float:
@@ -386,12 +388,20 @@ class ExecutionEnvironment(ABC):
         self._release()
 
     def _death_error(self, reason: str, request_id: str, during_init: bool = False) -> LambdaFunctionError:
+        """The error a caller gets when the runtime died.
+
+        Out of memory: the kernel kills the runtime, and the caller gets
+        ``Runtime.ExitError`` "Runtime exited with error: signal: killed", while
+        the REPORT line says ``Error Type: Runtime.OutOfMemory`` (see
+        docs/emulator-vs-aws-lambda.md for the sources).
+        """
         if reason == "oom":
-            message = "Runtime exited with error: signal: killed"
-            error_type = LAMBDA_OUT_OF_MEMORY
+            detail = "signal: killed"
+        elif reason.startswith("exit:"):
+            detail = f"exit status {reason[5:]}"
         else:
-            detail = f"exit status {reason[5:]}" if reason.startswith("exit:") else reason.replace("signal ", "signal: ")
-            message, error_type = f"Runtime exited with error: {detail}", LAMBDA_EXIT_ERROR
+            detail = reason.replace("signal ", "signal: ")
+        message, error_type = f"Runtime exited with error: {detail}", LAMBDA_EXIT_ERROR
         if during_init:
             return LambdaFunctionError(error_type, message, None, {"errorType": error_type, "errorMessage": message})
         return platform_error(error_type, request_id, message)

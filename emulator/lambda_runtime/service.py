@@ -211,7 +211,7 @@ class LambdaService:
     def _finish(self, fn: FunctionConfig, env: ExecutionEnvironment, request_id: str, start_wall: float,
                 outcome: InvokeOutcome, init_ms: float | None, failed_init_ms: float | None = None) -> "CompletedInvocation":
         status = None if outcome.status == "success" else outcome.status
-        error_type = outcome.error.error_type if outcome.error and outcome.status == "error" else None
+        error_type = (outcome.report_error_type or outcome.error.error_type) if outcome.error and outcome.status == "error" else None
         if status == "error" and not outcome.platform_failure:
             status, error_type = None, None  # a handled function error is not a platform status on the REPORT line
         report = ReportLine(
@@ -237,7 +237,7 @@ class LambdaService:
             max_memory_used_mb=outcome.max_memory_used_mb,
             init_duration_ms=round(init_ms, 2) if init_ms is not None else None,
             status=outcome.status,
-            error_type=outcome.error.error_type if outcome.error else None,
+            error_type=(outcome.report_error_type or outcome.error.error_type) if outcome.error else None,
             log_group=env.log_group,
             log_stream=env.log_stream,
             init_phase=outcome.init_phase,
