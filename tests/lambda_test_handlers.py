@@ -145,10 +145,3 @@ def context_info(event, context):
         "trace": os.environ.get("_X_AMZN_TRACE_ID"),
     }
 
-
-def exit_after_answer(event, context):
-    """Answer, then let the runtime die before it asks for the next event (a thread ends the process)."""
-    import threading
-
-    threading.Timer(0.05, lambda: os._exit(5)).start()
-    return {"ok": True}

@@ -248,13 +248,6 @@ def test_response_limit_is_exactly_6291556_bytes_and_the_environment_survives_an
         assert svc.invoke("big", {"bytes": 10}) == "x" * 8
 
 
-def test_runtime_exiting_after_answering_does_not_fail_the_next_invocation():
-    with LambdaService([fn("quits", "exit_after_answer", timeout_s=10)]) as svc:
-        for _ in range(3):
-            assert svc.invoke("quits", {}) == {"ok": True}
-    assert [r.status for r in svc.records] == ["success"] * 3, "a runtime that died between invokes is re-initialised"
-
-
 # -- logs ------------------------------------------------------------------------------------------------
 
 def test_a_40_mb_line_without_newline_is_captured_in_linear_time():
