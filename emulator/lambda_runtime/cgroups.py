@@ -109,8 +109,8 @@ class MemoryCgroup:
 class SandboxCgroup:
     """A memory + CPU cgroup made for one process-backend execution environment.
 
-    Pass :meth:`enter` as ``preexec_fn`` so the runtime, and every process it
-    starts, is charged from its first byte.
+    Start the runtime through :meth:`command` so it, and every process it
+    starts, is in the cgroup (and charged) from its first byte.
     """
 
     def __init__(self, memory: MemoryCgroup, cpu_dir: Path | None, dirs: list[Path], description: str) -> None:
@@ -119,14 +119,15 @@ class SandboxCgroup:
         self._dirs = dirs  # every directory made, deepest-last
         self.description = description
 
-    def enter(self) -> None:
-        """Move the calling process into the cgroup (async-signal-safe enough for preexec_fn: os calls only)."""
-        for directory in self._dirs:
-            fd = os.open(str(directory / "cgroup.procs"), os.O_WRONLY)
-            try:
-                os.write(fd, b"0")
-            finally:
-                os.close(fd)
+    def command(self, argv: list[str]) -> list[str]:
+        """``argv`` wrapped so it runs inside the cgroup.
+
+        A shell writes its own pid into each ``cgroup.procs`` and then ``exec``s
+        ``argv`` (same pid, environment untouched). No ``preexec_fn``: that is
+        unsafe in a multi-threaded parent.
+        """
+        script = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 121; shift; done; shift; unset PWD; exec "$@"'  # sh sets PWD
+        return ["/bin/sh", "-c", script, "sh", *(str(d / "cgroup.procs") for d in self._dirs), "--", *argv]
 
     def peak_bytes(self) -> int:
         return self.memory.peak_bytes() or 0

@@ -472,15 +472,15 @@ class ProcessEnvironment(ExecutionEnvironment):
 
     def _launch(self, env: dict[str, str]) -> None:
         self._oom = False
+        argv = [sys.executable, "-m", "awslambdaric", self.function.handler]
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "awslambdaric", self.function.handler],
+            self.cgroup.command(argv) if self.cgroup is not None else argv,
             env={**env, "TMPDIR": str(self.storage.path)},
             cwd=self.task_root,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, so a kill or SIGSTOP takes its children too
-            preexec_fn=self.cgroup.enter if self.cgroup is not None else None,
         )
         self._reader_idle.clear()
         self._reader = threading.Thread(target=self._read_output, args=(self._proc.stdout,), daemon=True)
