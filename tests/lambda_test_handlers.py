@@ -62,7 +62,7 @@ def background_counter(event, context):
 
 
 def tmp_file(event, context):
-    """Write `mb` MB to `name` in the temp directory (unless mb is None); list the directory; optionally sleep."""
+    """Write (or `allocate`) `mb` MB as `name` in the temp directory (unless mb is None); list it; optionally sleep."""
     import tempfile
 
     tmp = tempfile.gettempdir()
@@ -70,10 +70,13 @@ def tmp_file(event, context):
     if event.get("mb") is not None:
         try:
             with open(os.path.join(tmp, event["name"]), "wb") as fh:
-                for _ in range(int(event["mb"])):
-                    fh.write(b"\0" * (1024 * 1024))
-                fh.flush()
-                os.fsync(fh.fileno())
+                if event.get("allocate"):  # reserve the blocks at once (ext4: instant; ENOSPC when they do not fit)
+                    os.posix_fallocate(fh.fileno(), 0, int(event["mb"]) * 1024 * 1024)
+                else:
+                    for _ in range(int(event["mb"])):
+                        fh.write(b"\0" * (1024 * 1024))
+                    fh.flush()
+                    os.fsync(fh.fileno())
             result["written"] = True
         except OSError as exc:
             result["written"] = False

@@ -100,7 +100,7 @@ def test_timeout_resets_the_environment_keeping_tmp_and_reports_status_timeout(c
         assert info.value.error_type == "Sandbox.Timedout"
         after = svc.invoke("sleepy", {})
         assert {"a.bin", "b.bin"} <= set(after["files"]), "a timeout resets the runtime, not /tmp"
-        full = svc.invoke("sleepy", {"name": "big.bin", "mb": 600})
+        full = svc.invoke("sleepy", {"name": "big.bin", "mb": 600, "allocate": True})
         assert full["written"] is False and full["errno"] == 28, "ENOSPC past EphemeralStorage (512 MB)"
         run_id = containers.keywords["topology"].run_id
         live = [c.name for c in docker.containers.list(filters={"label": [f"lambdatwin.run={run_id}",

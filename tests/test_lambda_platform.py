@@ -125,17 +125,18 @@ def test_only_lambdas_variables_and_the_task_root_as_working_directory(monkeypat
 
 
 def test_tmp_is_per_environment_capped_and_kept_across_warm_invokes_and_a_timeout():
-    f = fn("tmp", "tmp_file", timeout_s=15, ephemeral_storage_mb=512)
+    f = fn("tmp", "tmp_file", timeout_s=3, ephemeral_storage_mb=512)
     with LambdaService([f]) as svc:
         first = svc.invoke("tmp", {"name": "a.bin", "mb": 1})
         assert "a.bin" in svc.invoke("tmp", {})["files"], "kept across warm invocations"
         with pytest.raises(LambdaFunctionError):
-            svc.invoke("tmp", {"name": "b.bin", "mb": 1, "sleep": 16})  # times out after writing
+            svc.invoke("tmp", {"name": "b.bin", "mb": 1, "sleep": 5})  # times out after writing
         after = svc.invoke("tmp", {})
         assert {"a.bin", "b.bin"} <= set(after["files"]), "a timeout resets the runtime, not /tmp"
-        full = svc.invoke("tmp", {"name": "big.bin", "mb": 600})
+        assert svc.invoke("tmp", {"name": "fits.bin", "mb": 400, "allocate": True})["written"] is True
+        full = svc.invoke("tmp", {"name": "big.bin", "mb": 600, "allocate": True})
         assert full["written"] is False and full["errno"] == 28, "ENOSPC past EphemeralStorage"
-        other = LambdaService([fn("tmp", "tmp_file", timeout_s=2)])
+        other = LambdaService([fn("tmp", "tmp_file", timeout_s=3)])
         try:
             assert "a.bin" not in other.invoke("tmp", {})["files"], "another environment has its own /tmp"
         finally:

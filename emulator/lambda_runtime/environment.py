@@ -135,6 +135,7 @@ class ExecutionEnvironment(ABC):
         self.invocations = 0
         self.notes: dict[str, str] = {}  # what this platform could not enforce, for the run record
         self._runtime_up = False  # a runtime finished INIT and waits for events
+        self._answered_at: float | None = None  # when the runtime answered the invocation in progress
         self._destroyed = False
 
     # -- what a kind of environment must provide ----------------------------
@@ -290,6 +291,7 @@ class ExecutionEnvironment(ABC):
         else:
             self._thaw()
         self.log(start_line(request_id))
+        self._answered_at = None
         body = json.dumps(payload).encode()
         deadline_ms = int((time.time() + (deadline - time.monotonic())) * 1000)
         self.api.submit(Invocation(request_id, body, deadline_ms, function_arn(fn.name), trace_id_header(),
@@ -331,8 +333,6 @@ class ExecutionEnvironment(ABC):
             if self.exit_reason() is not None:
                 break
         self._reset()  # died after answering, or never came back: the next invoke re-runs INIT
-
-    _answered_at: float | None = None
 
     def _outcome(self, outcome: Outcome, elapsed_ms: float, memory: int, init_phase: str | None) -> InvokeOutcome:
         if outcome.ok:
