@@ -308,3 +308,10 @@ def test_limits_not_enforced_are_printed_in_the_run_report():
     console = Console(record=True, width=200)
     print_run(record, "runs/r1", console)
     assert "not as on AWS (cpu): CPU not limited to 0.14 vCPU: no writable cgroup" in console.export_text()
+
+
+def test_init_lines_are_not_mistaken_for_report_lines():
+    from emulator.contracts.cloudwatch import init_report_line, init_start_line
+
+    assert parse_report_line(init_report_line(10001.5, "init", "timeout")) is None
+    assert parse_report_line(init_start_line("python:3.12.v38", "arn:aws:lambda:us-east-1::runtime:" + "0" * 64)) is None

@@ -12,6 +12,9 @@ Format (tab separated, trailing tab included, as CloudWatch shows them)::
 
 ``Init Duration`` appears only on a cold start; failures append
 ``Status: timeout`` or ``Status: error\tError Type: Runtime.OutOfMemory``.
+An environment's INIT starts with ``INIT_START Runtime Version: ...``; a failed
+or timed-out INIT is reported as ``INIT_REPORT Init Duration: ... ms\tPhase:
+init|invoke\tStatus: error|timeout`` (no RequestId, so the REPORT parser skips it).
 """
 
 from __future__ import annotations
