@@ -131,7 +131,9 @@ def run_job(
         run_id=run_id,
         backend=backend,
         config={**asdict(config), "execution_input": execution_input, **(extra_config or {}),
-                "peak_concurrency": service.peak_concurrency},
+                "peak_concurrency": service.peak_concurrency,
+                # limits this host could not enforce (no writable cgroup, no capped /tmp): say so, as the report does
+                "lambda_platform_not_enforced": dict(service.platform_notes)},
         functions={fn.name: {"handler": fn.handler, "memory_mb": fn.memory_mb, "timeout_s": fn.timeout_s, "role": role}
                    for role, fn in functions.items()},
         execution={"name": result.name, "arn": result.execution_arn, "status": result.status,

@@ -112,4 +112,6 @@ def print_run(record: RunRecord, run_dir: str, bill: Bill, console: Console | No
     console = console or Console(width=None if Console().is_terminal else 140)
     console.print(invocation_table(record))
     console.print(summary_table(record, bill))
+    for what, note in sorted((record.config.get("lambda_platform_not_enforced") or {}).items()):
+        console.print(f"[yellow]not as on AWS ({what}):[/yellow] {note}")
     console.print(f"run record: {run_dir}/record.json  logs: {run_dir}/logs/aws/lambda/")

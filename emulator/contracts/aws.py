@@ -52,6 +52,8 @@ LAMBDA_OUT_OF_MEMORY: Final = "Runtime.OutOfMemory"
 LAMBDA_EXIT_ERROR: Final = "Runtime.ExitError"
 LAMBDA_THROTTLED: Final = "Lambda.TooManyRequestsException"
 LAMBDA_NOT_FOUND: Final = "Lambda.ResourceNotFoundException"
+LAMBDA_RESPONSE_TOO_LARGE: Final = "Function.ResponseSizeTooLarge"
+RUNTIME_INVALID_REQUEST_ID: Final = "InvalidRequestID"  # Runtime API 400 for an unknown/answered request id
 
 
 def lambda_vcpus(memory_mb: int) -> float:
