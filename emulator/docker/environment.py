@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from emulator.docker.cgroups import MIB, MemoryCgroup
+from emulator.lambda_runtime.cgroups import MIB, MemoryCgroup
 from emulator.docker.labels import run_labels
 from emulator.docker.network import Lan, Topology
 from emulator.contracts.aws import MB_PER_VCPU
