@@ -1,11 +1,23 @@
-"""Rendezvous throughput: 1,000 concurrent pairs (2,000 clients) on loopback.
+"""Rendezvous throughput on loopback: a burst, and sustained load at fixed concurrency.
 
-The server runs as its own process (`python -m rendezvous serve`); asyncio
-clients speak protocol v2 and time connect -> "paired". Baseline in the same
-run: the same clients doing connect -> one request/reply against a trivial
-asyncio echo server (the floor any pairing server pays). Prints pairs/s,
-p50/p99 pairing latency and the latency ratio to the baseline; writes
-bench/results/rendezvous.json. Run: python bench/rendezvous.py [--pairs 1000]
+The server runs as its own process (``python -m rendezvous serve``); asyncio
+clients (on uvloop when installed) speak protocol v2 and time connect ->
+"paired". Baseline in the same run: the same clients doing connect -> one
+request/reply -> close against a trivial echo server (on the same event loop
+kind as the server), the floor any pairing server pays for two connections.
+
+Modes:
+- burst: ``--pairs`` pairs (2 clients each) all at once.
+- sustained: ``--total`` pairs, ``--concurrency`` pairs in flight at any time.
+
+Reports pairs/s, p50/p99 pairing latency, the server process's CPU seconds per
+pair (user + system, from /proc), and the ratios to the echo floor measured in
+the same run. Goals (issue 14): sustained >= 4,500 pairs/s at concurrency 200
+over 10,000 pairs and <= 0.15 ms of server CPU per pair. Writes
+bench/results/rendezvous.json.
+
+Run: python bench/rendezvous.py [--mode both|burst|sustained] [--pairs 1000]
+     [--total 10000] [--concurrency 200]
 """
 
 from __future__ import annotations
@@ -13,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -25,17 +38,29 @@ from emulator.s3server import free_port  # noqa: E402
 from rendezvous import protocol as P  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "rendezvous.json"
+GOAL_PAIRS_PER_S = 4500.0
+GOAL_CPU_MS_PER_PAIR = 0.15
+# The echo floor: accept, read one request, write it back, close; same event loop as the server.
 ECHO = ("import asyncio,sys\n"
-        "async def h(r,w):\n  d=await r.read(4096); w.write(d); await w.drain(); w.close()\n"
-        "async def m():\n  s=await asyncio.start_server(h,'127.0.0.1',int(sys.argv[1]),backlog=4096)\n  await s.serve_forever()\n"
+        "try:\n  import uvloop; uvloop.install()\nexcept ImportError:\n  pass\n"
+        "class E(asyncio.Protocol):\n"
+        "  def connection_made(self,t): self.t=t\n"
+        "  def data_received(self,d): self.t.write(d); self.t.close()\n"
+        "async def m():\n  s=await asyncio.get_running_loop().create_server(E,'127.0.0.1',int(sys.argv[1]),backlog=4096)\n"
+        "  await s.serve_forever()\n"
         "asyncio.run(m())\n")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _pair_client(port: int, name: str) -> float:
     start = time.perf_counter()
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(P.client_frame({"v": 2, "op": "pair", "name": name, "job": "bench"}))
-    await writer.drain()
     while True:
         (length,) = P.LENGTH.unpack(await reader.readexactly(4))
         reply = json.loads(await reader.readexactly(length))
@@ -51,46 +76,103 @@ async def _echo_client(port: int, name: str) -> float:
     start = time.perf_counter()
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(name.encode())
-    await writer.drain()
-    await reader.read(4096)
+    if not await reader.read(4096):
+        raise RuntimeError("echo server closed without a reply")
     writer.close()
     return time.perf_counter() - start
 
 
-async def _burst(client, port: int, pairs: int) -> tuple[float, list[float]]:
+async def _pair_of(client, port: int, name: str) -> float:
+    """Both clients of one pair; the pair's latency is the slower client's."""
+    a, b = await asyncio.gather(client(port, name), client(port, name))
+    return max(a, b)
+
+
+async def _burst(client, port: int, pairs: int, concurrency: int) -> tuple[float, list[float]]:
     start = time.perf_counter()
-    latencies = await asyncio.gather(*(client(port, f"p{i // 2}") for i in range(2 * pairs)))
+    latencies = await asyncio.gather(*(_pair_of(client, port, f"p{i}") for i in range(pairs)))
     return time.perf_counter() - start, list(latencies)
 
 
-def _summary(wall: float, latencies: list[float], pairs: int) -> dict:
+async def _sustained(client, port: int, pairs: int, concurrency: int) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    counter = iter(range(pairs))
+
+    async def lane() -> None:
+        for i in counter:
+            latencies.append(await _pair_of(client, port, f"s{i}"))
+
+    start = time.perf_counter()
+    await asyncio.gather(*(lane() for _ in range(concurrency)))
+    return time.perf_counter() - start, latencies
+
+
+def _run(pattern, client, port: int, pid: int, pairs: int, concurrency: int) -> dict:
+    try:
+        import uvloop
+        runner = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    cpu0 = _cpu_seconds(pid)
+    wall, latencies = runner(pattern(client, port, pairs, concurrency))
+    cpu = _cpu_seconds(pid) - cpu0
     ordered = sorted(latencies)
     return {"wall_s": wall, "pairs_per_s": pairs / wall, "p50_ms": statistics.median(ordered) * 1e3,
-            "p99_ms": ordered[int(0.99 * (len(ordered) - 1))] * 1e3}
+            "p99_ms": ordered[int(0.99 * (len(ordered) - 1))] * 1e3, "server_cpu_s": cpu,
+            "server_cpu_ms_per_pair": cpu / pairs * 1e3}
+
+
+def _measure(pattern, pairs: int, concurrency: int) -> dict:
+    """Ours, then the echo floor, with the same load pattern."""
+    with RendezvousProcess() as server:
+        ours = _run(pattern, _pair_client, server.port, server._proc.pid, pairs, concurrency)
+    port = free_port()
+    echo = subprocess.Popen([sys.executable, "-c", ECHO, str(port)])
+    try:
+        time.sleep(1.0)
+        base = _run(pattern, _echo_client, port, echo.pid, pairs, concurrency)
+    finally:
+        echo.terminate()
+        echo.wait(10)
+    return {"pairs": pairs, "concurrency": concurrency, "rendezvous": ours, "echo_floor": base,
+            "throughput_ratio_to_echo": ours["pairs_per_s"] / base["pairs_per_s"],
+            "p50_ratio_to_echo": ours["p50_ms"] / base["p50_ms"],
+            "cpu_ratio_to_echo": ours["server_cpu_s"] / max(base["server_cpu_s"], 1e-9)}
+
+
+def _print(title: str, row: dict) -> None:
+    print(title)
+    for label, key in (("rendezvous", "rendezvous"), ("echo floor", "echo_floor")):
+        r = row[key]
+        print(f"  {label}: {r['pairs_per_s']:8.0f} pairs/s  p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  "
+              f"server CPU {r['server_cpu_ms_per_pair']:.3f} ms/pair")
+    print(f"  ratios rendezvous / echo floor: throughput {row['throughput_ratio_to_echo']:.2f}  "
+          f"p50 {row['p50_ratio_to_echo']:.2f}  server CPU {row['cpu_ratio_to_echo']:.2f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", type=int, default=1000)
+    parser.add_argument("--mode", choices=("both", "burst", "sustained"), default="both")
+    parser.add_argument("--pairs", type=int, default=1000, help="burst: pairs at once (default 1000)")
+    parser.add_argument("--total", type=int, default=10_000, help="sustained: pairs in all (default 10000)")
+    parser.add_argument("--concurrency", type=int, default=200, help="sustained: pairs in flight (default 200)")
     args = parser.parse_args()
-    with RendezvousProcess() as server:
-        ours = _summary(*asyncio.run(_burst(_pair_client, server.port, args.pairs)), args.pairs)
-    echo_port = free_port()
-    echo = subprocess.Popen([sys.executable, "-c", ECHO, str(echo_port)])
-    try:
-        time.sleep(1.0)
-        base = _summary(*asyncio.run(_burst(_echo_client, echo_port, args.pairs)), args.pairs)
-    finally:
-        echo.terminate()
-        echo.wait(10)
-    ratio = ours["p50_ms"] / base["p50_ms"]
-    print(f"{args.pairs} concurrent pairs ({2 * args.pairs} clients) on loopback")
-    print(f"  rendezvous: {ours['pairs_per_s']:8.0f} pairs/s  p50 {ours['p50_ms']:7.2f} ms  p99 {ours['p99_ms']:7.2f} ms")
-    print(f"  echo floor: {base['pairs_per_s']:8.0f} pairs/s  p50 {base['p50_ms']:7.2f} ms  p99 {base['p99_ms']:7.2f} ms")
-    print(f"  p50 latency ratio rendezvous / echo floor: {ratio:.2f}")
+    results: dict = {"cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()}
+    if args.mode in ("both", "burst"):
+        results["burst"] = _measure(_burst, args.pairs, args.pairs)
+        _print(f"burst: {args.pairs} concurrent pairs ({2 * args.pairs} clients) on loopback", results["burst"])
+    if args.mode in ("both", "sustained"):
+        row = results["sustained"] = _measure(_sustained, args.total, args.concurrency)
+        _print(f"sustained: {args.total} pairs, {args.concurrency} in flight, on loopback", row)
+        goals = {"pairs_per_s_ge_4500": row["rendezvous"]["pairs_per_s"] >= GOAL_PAIRS_PER_S,
+                 "cpu_ms_per_pair_le_0.15": row["rendezvous"]["server_cpu_ms_per_pair"] <= GOAL_CPU_MS_PER_PAIR}
+        results["goals"] = goals
+        print("goals: " + ", ".join(f"{k} {'met' if v else 'NOT met'}" for k, v in goals.items()))
+    results["load_average_at_end"] = os.getloadavg()
+    print(f"load average (1/5/15 min) at start {results['load_average_at_start']}, end {results['load_average_at_end']} "
+          f"on {os.cpu_count()} CPUs")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"pairs": args.pairs, "rendezvous": ours, "echo_baseline": base,
-                                   "p50_ratio": ratio}, indent=2) + "\n")
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(f"results: {RESULTS}")
 
 
