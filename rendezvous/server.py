@@ -138,7 +138,7 @@ class RendezvousServer:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.waiting: dict[tuple[str, str, str], _Connection] = {}
-        self.counters = {"connections": 0, "open_connections": 0, "unauthenticated": 0, "pairs_made": 0,
+        self.counters = {"connections": 0, "open_connections": 0, "pairs_made": 0,
                          "relays_made": 0, "relays_open": 0, "expired": 0, "cancelled": 0, "rejected": 0,
                          "evicted": 0, "auth_timeout": 0, "auth_failed": 0, "replayed": 0, "bad_input": 0}
         self.started = time.time()
@@ -439,7 +439,7 @@ class RendezvousServer:
 
     # -- health --------------------------------------------------------------------------
     def metrics(self) -> dict[str, Any]:
-        return {**self.counters, "waiting": len(self.waiting), "max_connections": self.max_connections,
+        return {**self.counters, "unauthenticated": len(self._unauth), "waiting": len(self.waiting), "max_connections": self.max_connections,
                 "max_unauthenticated": self.max_unauthenticated, "uptime_s": time.time() - self.started}
 
     async def _health(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

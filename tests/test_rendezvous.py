@@ -172,3 +172,242 @@ def test_unreachable_server_is_a_clear_timeout():
         pair("x", f"127.0.0.1:{port}", 1.0)
     with pytest.raises(PairingError, match="cannot resolve"):
         pair("x", "no-such-host.invalid:10000", 1.0)
+
+
+# -- issue 14: security --------------------------------------------------------------------------
+
+def _relay_request(port: int, name: str, source: str = "127.0.0.1") -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0))
+    sock.sendall(P.client_frame({"v": 2, "op": "relay", "name": name, "job": "leak"}))
+    return sock
+
+
+def _wait_until(predicate, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def test_relay_slots_are_released_when_the_first_client_leaves_as_its_partner_arrives():
+    """The first relay client hangs up just as its partner arrives, 300 times at once: no slot may stay held."""
+    rounds = 300
+    with running_server() as server:
+        port = server.ports[0]
+
+        def one(i: int) -> str:
+            first = _relay_request(port, f"r{i}")
+            assert P.recv_server_frame(first)["status"] == "waiting"
+            first.close()
+            second = _relay_request(port, f"r{i}")  # races the server's view of the close
+            second.settimeout(10)
+            try:
+                reply = P.recv_server_frame(second)
+                if reply["status"] == "paired":  # paired with the leaving client: the relay must end
+                    assert second.recv(1) == b""
+                return reply["status"]
+            except (ConnectionError, P.ProtocolError):
+                return "closed"
+            finally:
+                second.close()
+
+        with ThreadPoolExecutor(100) as pool:
+            statuses = list(pool.map(one, range(rounds)))
+        assert set(statuses) <= {"waiting", "paired", "closed"}
+        assert _wait_until(lambda: server.counters["open_connections"] == 0 and not server.waiting), \
+            f"{server.counters['open_connections']} slots still held, {len(server.waiting)} waiting"
+
+
+def _signed(secret: bytes, name: str, now: float | None = None, **extra) -> bytes:
+    return P.client_frame(P.sign({"v": 2, "op": "pair", "name": name, "job": "j", **extra}, secret, now))
+
+
+def _ask(port: int, frame: bytes) -> dict:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(frame)
+        return P.recv_server_frame(sock)
+
+
+def test_tokens_are_bound_to_a_time_window_and_a_nonce_and_replays_are_refused():
+    secret = b"s3cret"
+    with running_server(secret=secret) as server:
+        port = server.ports[0]
+        frame = _signed(secret, "once")
+        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        sock.sendall(frame)
+        assert P.recv_server_frame(sock)["status"] == "waiting"
+        # The same bytes again (a captured request): refused, and the waiting client keeps its slot.
+        replay = _ask(port, frame)
+        assert replay["status"] == "error" and "replayed" in replay["reason"]
+        assert list(server.waiting) == [("v2", "j", "once")]
+        # A token from an hour ago, or an hour ahead, is refused even if never used.
+        for skew in (-3600, 3600):
+            old = _ask(port, _signed(secret, "other", time.time() + skew))
+            assert old["status"] == "error" and "expired" in old["reason"]
+        # A pair token cannot cancel someone's wait (the operation is signed too).
+        request = P.sign({"v": 2, "op": "pair", "name": "once", "job": "j"}, secret)
+        forged = _ask(port, P.client_frame({**request, "op": "cancel"}))
+        assert forged["status"] == "error" and "authentication failed" in forged["reason"]
+        assert ("v2", "j", "once") in server.waiting
+        # The old, timeless token format is refused.
+        legacy = {"v": 2, "op": "pair", "name": "once", "job": "j",
+                  "token": __import__("hmac").new(secret, b"j\nonce", "sha256").hexdigest()}
+        assert _ask(port, P.client_frame(legacy))["status"] == "error"
+        # A fresh, correctly signed partner pairs.
+        assert _ask(port, _signed(secret, "once"))["status"] == "paired"
+        assert P.recv_server_frame(sock)["status"] == "paired"
+        sock.close()
+        assert server.counters["replayed"] == 1
+
+
+def test_silent_clients_cannot_hold_the_connection_slots():
+    """A source that never authenticates gets its own small budget and a deadline; others still pair."""
+    with running_server(max_connections=64, max_unauthenticated=200, max_unauthenticated_per_source=40,
+                        auth_timeout_s=2.0) as server:
+        port = server.ports[0]
+        # 300 silent connections from another address (127.0.0.2): more than every cap.
+        silent = []
+        for _ in range(300):
+            try:
+                silent.append(socket.create_connection(("127.0.0.1", port), timeout=5, source_address=("127.0.0.2", 0)))
+            except OSError:
+                pass
+        time.sleep(0.3)
+        assert len(server._unauth) <= 40
+        # 39 legitimate pairings meanwhile, all made.
+        with ThreadPoolExecutor(78) as pool:
+            futures = [pool.submit(pair, f"legit-{i // 2}", address(server), 10, job="j") for i in range(78)]
+            for f in futures:
+                f.result().sock.close()
+        assert server.counters["pairs_made"] == 39
+        # The silent ones are cut off at the deadline.
+        assert _wait_until(lambda: not server._unauth, timeout=5)
+        assert server.counters["auth_timeout"] >= 1 and server.counters["rejected"] + server.counters["evicted"] >= 260
+        for s in silent:
+            s.close()
+
+
+def test_silent_clients_do_not_take_the_authenticated_slots():
+    """As probed in issue 14: 64 silent connections against --max-connections 64, then 39 pairings."""
+    with running_server(max_connections=64) as server:
+        silent = [socket.create_connection(("127.0.0.1", server.ports[0]), timeout=5) for _ in range(64)]
+        time.sleep(0.3)
+        with ThreadPoolExecutor(78) as pool:
+            futures = [pool.submit(pair, f"ok-{i // 2}", address(server), 3, job="j") for i in range(78)]  # before the 5 s read deadline
+            for f in futures:
+                f.result().sock.close()
+        assert server.counters["pairs_made"] == 39
+        for s in silent:
+            s.close()
+
+
+def test_a_source_cannot_take_every_connection():
+    with running_server(max_connections_per_source=10) as server:
+        held = []
+        for i in range(10):
+            sock = _relay_request(server.ports[0], f"w{i}", source="127.0.0.3")
+            assert P.recv_server_frame(sock)["status"] == "waiting"
+            held.append(sock)
+        extra = _relay_request(server.ports[0], "w-extra", source="127.0.0.3")
+        with pytest.raises((ConnectionError, P.ProtocolError)):
+            P.recv_server_frame(extra)
+        # Another source is unaffected.
+        with ThreadPoolExecutor(2) as pool:
+            fa, fb = (pool.submit(pair, "other-source", address(server), 10) for _ in range(2))
+            fa.result().sock.close(), fb.result().sock.close()
+        for s in held + [extra]:
+            s.close()
+
+
+class _FakeServer:
+    """A hostile rendezvous server: answers every request with the given raw frames."""
+
+    def __init__(self, frames: list[bytes]) -> None:
+        self.frames = frames
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.listener.getsockname()[1]}"
+
+    def _serve(self) -> None:
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return
+        with conn:
+            conn.recv(4096)
+            for frame in self.frames:
+                conn.sendall(frame)
+            time.sleep(0.5)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def _frame(message) -> bytes:
+    body = __import__("json").dumps(message).encode()
+    return struct.pack("!I", len(body)) + body
+
+
+@pytest.mark.parametrize("peer", [
+    {"public": ["999.1.1.1", 80]},
+    {"public": ["127.0.0.1", 70000]},
+    {"public": ["::1", 80]},
+    {"public": "127.0.0.1:80"},
+    {"public": [["127.0.0.1"], 80]},
+    {"public": ["127.0.0.1", True]},
+    {"public": ["0.0.0.0", 80]},
+    {"public": ["127.0.0.1", 80], "private": ["224.0.0.1", 80]},
+    {"public": ["127.0.0.1", 80], "private": ["10.0.0.1", -1]},
+    "not an object",
+])
+def test_pair_refuses_crafted_peer_addresses_with_a_clear_error(peer):
+    fake = _FakeServer([_frame({"status": "paired", "public": ["127.0.0.1", 5000], "peer": peer})])
+    try:
+        with pytest.raises(PairingError, match="invalid address"):
+            pair("x", fake.address, 5)
+    finally:
+        fake.close()
+
+
+@pytest.mark.parametrize("frames", [
+    [struct.pack("!I", 2**31)],  # a huge frame length
+    [struct.pack("!I", 5) + b"{nope"],  # not JSON
+    [_frame([1, 2, 3])],  # not an object
+    [_frame({"status": "waiting"}), struct.pack("!I", 2**31)],  # fine first, hostile second
+])
+def test_pair_refuses_malformed_server_frames_with_a_clear_error(frames):
+    fake = _FakeServer(frames)
+    try:
+        with pytest.raises(PairingError, match="outside the protocol"):
+            pair("x", fake.address, 5)
+    finally:
+        fake.close()
+
+
+# -- issue 14: TCPunch v1 compatibility -------------------------------------------------------------
+
+def test_v1_names_longer_than_100_bytes_pair_on_their_first_100_bytes():
+    with running_server(allow_v1=True) as server:
+        port = server.ports[0]
+        a, _ = v1_client(port, b"x" * 100 + b"-first-tail-" * 10)
+        b, _ = v1_client(port, b"x" * 100 + b"-other-tail")
+        assert P.recv_exact(a, 8)[:4] == socket.inet_aton("127.0.0.1")
+        assert P.recv_exact(b, 8)[:4] == socket.inet_aton("127.0.0.1")
+        assert server.counters["pairs_made"] == 1
+        a.close(), b.close()
+
+
+def test_v1_names_are_cut_at_the_first_nul_byte():
+    with running_server(allow_v1=True) as server:
+        port = server.ports[0]
+        a, a_self = v1_client(port, b"job-9\0junk")
+        b, b_self = v1_client(port, b"job-9\0other junk")
+        assert P.recv_exact(a, 8) == b_self and P.recv_exact(b, 8) == a_self
+        a.close(), b.close()
+        assert list(server.waiting) == []
