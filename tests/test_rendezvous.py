@@ -411,3 +411,73 @@ def test_v1_names_are_cut_at_the_first_nul_byte():
         assert P.recv_exact(a, 8) == b_self and P.recv_exact(b, 8) == a_self
         a.close(), b.close()
         assert list(server.waiting) == []
+
+
+# -- issue 14: descriptors and log volume --------------------------------------------------------------
+
+def _serve_with_nofile(soft: int, hard: int):
+    """``python -m rendezvous serve`` in a child whose open-file limit is (soft, hard); stderr to a file."""
+    import resource
+    import subprocess
+    import sys
+    import tempfile
+
+    from emulator.s3server import free_port
+
+    port, health_port = free_port(), free_port()
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rendezvous", "serve", "--host", "127.0.0.1", "--port", str(port),
+         "--health-port", str(health_port)], stdout=subprocess.DEVNULL, stderr=log,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard)))
+
+    def metrics() -> dict:
+        with urllib.request.urlopen(f"http://127.0.0.1:{health_port}/metrics", timeout=5) as resp:
+            return __import__("json").loads(resp.read())
+
+    assert _wait_until(lambda: _healthy(metrics), timeout=20), "server did not start"
+    return proc, port, log, metrics
+
+
+def _healthy(metrics) -> bool:
+    try:
+        metrics()
+        return True
+    except OSError:
+        return False
+
+
+def test_a_connection_flood_under_a_low_open_file_limit_neither_floods_the_log_nor_stops_the_server():
+    proc, port, log, metrics = _serve_with_nofile(64, 64)  # hard 64: the server cannot raise it
+    try:
+        flood = []
+        for _ in range(1500):
+            try:
+                flood.append(socket.create_connection(("127.0.0.1", port), timeout=2))
+            except OSError:
+                break
+        time.sleep(3)
+        for s in flood:
+            s.close()
+        with ThreadPoolExecutor(2) as pool:  # still pairs afterwards
+            fa, fb = (pool.submit(pair, "after-flood", f"127.0.0.1:{port}", 10) for _ in range(2))
+            fa.result().sock.close(), fb.result().sock.close()
+        assert proc.poll() is None
+        log.seek(0, 2)
+        assert log.tell() < 64 * 1024, f"{log.tell()} bytes of log for one flood"
+        assert metrics()["max_connections"] + metrics()["max_unauthenticated"] < 64
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+
+
+def test_the_server_raises_its_open_file_limit_and_keeps_its_caps_below_it():
+    proc, _, log, metrics = _serve_with_nofile(128, 4096)
+    try:
+        m = metrics()
+        assert 128 < m["max_connections"] + m["max_unauthenticated"] < 4096
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
