@@ -535,8 +535,6 @@ def allreduce_job_metrics(event: dict, metrics: dict, deadline_s: float) -> dict
 
     The rendezvous secret, if any, comes from ``LAMBDATWIN_RENDEZVOUS_SECRET`` in the environment.
 
-    The rendezvous secret, if any, is read from ``LAMBDATWIN_RENDEZVOUS_SECRET`` in the environment.
-
     Barrier, then allreduce of the error sums so rank 0 holds the job's global
     metrics, as the deployed FMI variant did. Returns what went into the result.
     """
