@@ -9,9 +9,8 @@ import os
 import sys
 
 from rendezvous.guard import raise_nofile_limit
+from rendezvous.protocol import SECRET_ENV
 from rendezvous.server import RendezvousServer, ServerConfig
-
-SECRET_ENV = "LAMBDATWIN_RENDEZVOUS_SECRET"
 
 
 def add_serve_arguments(p: argparse.ArgumentParser) -> None:

@@ -275,7 +275,7 @@ def cancel(name: str, server: str, *, job: str = "", secret: bytes | None = None
     return reply.get("status") == "cancelled"
 
 
-def secret_from_env(variable: str = "LAMBDATWIN_RENDEZVOUS_SECRET") -> bytes | None:
+def secret_from_env(variable: str = P.SECRET_ENV) -> bytes | None:
     """The shared secret from the environment, if set."""
     value = os.environ.get(variable)
     return value.encode() if value else None

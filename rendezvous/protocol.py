@@ -35,6 +35,7 @@ import time
 from typing import Any
 
 MAGIC = b"\xffLT2"
+SECRET_ENV = "LAMBDATWIN_RENDEZVOUS_SECRET"  # where the server and the workers find the shared secret
 MAX_NAME_BYTES = 100  # TCPunch's limit
 MAX_FRAME_BYTES = 4096
 TOKEN_WINDOW_S = 60  # a token is valid this long either side of the server's clock
