@@ -42,14 +42,20 @@ def raise_nofile_limit() -> int:
     return soft
 
 
-def descriptor_budget(max_connections: int, max_unauthenticated: int) -> tuple[int, int]:
-    """(authenticated, unauthenticated) connection caps that fit the current open-file limit together."""
+def descriptor_budget(max_connections: int, max_unauthenticated: int) -> tuple[int, int, int]:
+    """Connection caps that fit the current open-file limit together.
+
+    Returns (authenticated cap, unauthenticated cap, unauthenticated hard cap):
+    past the cap, a new unauthenticated connection first evicts an old one and
+    is otherwise admitted up to the hard cap (4x, so a burst of honest clients
+    whose requests are still in flight is not refused), and never past it.
+    """
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         soft = _NOFILE_CEILING
     usable = max(4, soft - min(_RESERVED_MAX, max(_RESERVED_MIN, soft // 4)))
-    unauthenticated = max(1, min(max_unauthenticated, usable // 4))
-    return max(1, min(max_connections, usable - unauthenticated)), unauthenticated
+    hard = max(1, min(4 * max_unauthenticated, usable // 2))
+    return max(1, min(max_connections, usable - hard)), min(max_unauthenticated, hard), hard
 
 
 class RateLimitedLog:

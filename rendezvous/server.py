@@ -11,8 +11,10 @@ Budgets:
 - a connection is *unauthenticated* until its request is read and, with a
   secret, its token checked; it must get there within ``auth_timeout_s``;
   unauthenticated connections have their own cap, globally and per source
-  address, and when a cap is full the oldest one past a short grace period is
-  dropped to make room (a silent client cannot hold the slots);
+  address: past a cap, the oldest one past a short grace period is dropped to
+  make room (a silent client cannot hold the slots), else the newcomer is
+  admitted up to a hard cap of 4x (the requests of a burst of honest clients
+  are still in flight when they are accepted) and refused beyond it;
 - authenticated connections (waiting, relaying) count against
   ``max_connections``, and each source address against
   ``max_connections_per_source``;
@@ -37,7 +39,10 @@ from rendezvous.guard import NonceCache, RateLimitedLog, descriptor_budget
 log = logging.getLogger("rendezvous")
 
 _NEW, _WAITING, _RELAY, _DONE = range(4)
-_AUTH_GRACE_S = 0.25  # an unauthenticated connection younger than this is never evicted
+# An unauthenticated connection younger than this is never evicted: an honest client's request arrives
+# with its connection, but a busy server may take a while to read it (a 2,000-client burst on a loaded
+# 2-core machine kept requests unread for over 0.25 s).
+_AUTH_GRACE_S = 1.0
 _HIGH_WATER = 256 * 1024  # relay: per-direction buffered bytes before the source is paused
 
 
@@ -145,8 +150,8 @@ class RendezvousServer:
         self.now = time.monotonic()
         self.logger = RateLimitedLog(log)
         self.nonces = NonceCache(P.TOKEN_WINDOW_S)
-        self.max_connections, self.max_unauthenticated = descriptor_budget(config.max_connections,
-                                                                           config.max_unauthenticated)
+        self.max_connections, self.max_unauthenticated, self.hard_unauthenticated = descriptor_budget(
+            config.max_connections, config.max_unauthenticated)
         self._unauth: dict[_Connection, float] = {}  # -> deadline, oldest first
         self._unauth_by_source: dict[str, dict[_Connection, float]] = {}
         self._open_by_source: dict[str, int] = {}
@@ -203,9 +208,10 @@ class RendezvousServer:
         mine = self._unauth_by_source.get(source)
         if self._open_by_source.get(source, 0) + (len(mine) if mine else 0) >= cfg.max_connections_per_source:
             return self._reject(conn, "too many connections from this source")
-        if mine is not None and len(mine) >= cfg.max_unauthenticated_per_source and not self._evict(mine, now):
+        cap = cfg.max_unauthenticated_per_source
+        if mine is not None and not self._room(mine, cap, 4 * cap, now):
             return self._reject(conn, "too many unauthenticated connections from this source")
-        if len(self._unauth) >= self.max_unauthenticated and not self._evict(self._unauth, now):
+        if not self._room(self._unauth, self.max_unauthenticated, self.hard_unauthenticated, now):
             return self._reject(conn, "too many unauthenticated connections")
         deadline = now + cfg.auth_timeout_s
         self._unauth[conn] = deadline
@@ -213,10 +219,14 @@ class RendezvousServer:
             mine = self._unauth_by_source[source] = {}
         mine[conn] = deadline
 
+    def _room(self, table: dict[_Connection, float], cap: int, hard: int, now: float) -> bool:
+        """Whether one more unauthenticated connection fits ``table`` (evicting an old one if need be)."""
+        return len(table) < cap or self._evict(table, now) or len(table) < hard
+
     def _evict(self, table: dict[_Connection, float], now: float) -> bool:
         """Drop the oldest unauthenticated connection of ``table`` if it is past the grace period."""
         oldest, deadline = next(iter(table.items()))
-        if deadline - self.config.auth_timeout_s > now - _AUTH_GRACE_S:
+        if deadline - self.config.auth_timeout_s > now - min(_AUTH_GRACE_S, self.config.auth_timeout_s / 2):
             return False
         self.counters["evicted"] += 1
         self.logger.event("evicted", peer=oldest.peer, reason="unauthenticated too long while the budget was full")
@@ -440,7 +450,8 @@ class RendezvousServer:
     # -- health --------------------------------------------------------------------------
     def metrics(self) -> dict[str, Any]:
         return {**self.counters, "unauthenticated": len(self._unauth), "waiting": len(self.waiting), "max_connections": self.max_connections,
-                "max_unauthenticated": self.max_unauthenticated, "uptime_s": time.time() - self.started}
+                "max_unauthenticated": self.max_unauthenticated,
+                "hard_unauthenticated": self.hard_unauthenticated, "uptime_s": time.time() - self.started}
 
     async def _health(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

@@ -275,7 +275,7 @@ def test_silent_clients_cannot_hold_the_connection_slots():
             except OSError:
                 pass
         time.sleep(0.3)
-        assert len(server._unauth) <= 40
+        assert len(server._unauth) <= 4 * 40  # the source's hard cap
         # 39 legitimate pairings meanwhile, all made.
         with ThreadPoolExecutor(78) as pool:
             futures = [pool.submit(pair, f"legit-{i // 2}", address(server), 10, job="j") for i in range(78)]
@@ -284,7 +284,8 @@ def test_silent_clients_cannot_hold_the_connection_slots():
         assert server.counters["pairs_made"] == 39
         # The silent ones are cut off at the deadline.
         assert _wait_until(lambda: not server._unauth, timeout=5)
-        assert server.counters["auth_timeout"] >= 1 and server.counters["rejected"] + server.counters["evicted"] >= 260
+        c = server.counters
+        assert c["auth_timeout"] >= 1 and c["rejected"] + c["evicted"] + c["auth_timeout"] >= 300
         for s in silent:
             s.close()
 
@@ -465,7 +466,7 @@ def test_a_connection_flood_under_a_low_open_file_limit_neither_floods_the_log_n
         assert proc.poll() is None
         log.seek(0, 2)
         assert log.tell() < 64 * 1024, f"{log.tell()} bytes of log for one flood"
-        assert metrics()["max_connections"] + metrics()["max_unauthenticated"] < 64
+        assert metrics()["max_connections"] + metrics()["hard_unauthenticated"] < 64
     finally:
         proc.terminate()
         proc.wait(10)
@@ -476,7 +477,7 @@ def test_the_server_raises_its_open_file_limit_and_keeps_its_caps_below_it():
     proc, _, log, metrics = _serve_with_nofile(128, 4096)
     try:
         m = metrics()
-        assert 128 < m["max_connections"] + m["max_unauthenticated"] < 4096
+        assert 128 < m["max_connections"] + m["hard_unauthenticated"] < 4096
     finally:
         proc.terminate()
         proc.wait(10)
