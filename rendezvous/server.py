@@ -123,8 +123,21 @@ class _Connection(asyncio.Protocol):
             self.partner.transport.resume_reading()  # type: ignore[union-attr]
 
     # -- helpers ---------------------------------------------------------------------------
-    def info(self) -> dict[str, Any]:
-        return {"public": list(self.peer), "private": self.private}
+    def endpoint_json(self) -> str:
+        """This client's public address as JSON (an IPv4 literal and an int: nothing to escape)."""
+        return f'["{self.peer[0]}",{self.peer[1]}]'
+
+    def info_json(self) -> str:
+        private = self.private  # validated by parse_endpoint: an IPv4 literal and an int
+        return (f'{{"public":{self.endpoint_json()},"private":'
+                + (f'["{private[0]}",{private[1]}]' if private else "null") + "}")
+
+    def send_json(self, body: str, close: bool = False) -> None:
+        """A server frame from pre-rendered JSON (the per-pair replies: no json.dumps on the hot path)."""
+        data = body.encode()
+        self.transport.write(P.LENGTH.pack(len(data)) + data)  # type: ignore[union-attr]
+        if close:
+            self.close()
 
     def reply(self, message: dict[str, Any], close: bool = False) -> None:
         self.transport.write(P.server_frame(message))  # type: ignore[union-attr]
@@ -374,7 +387,7 @@ class RendezvousServer:
             conn.key, conn.state, conn.deadline = key, _WAITING, self.now + self.config.wait_timeout_s
             self.waiting[key] = conn
             if conn.v2:
-                conn.reply({"status": "waiting", "public": list(conn.peer)})
+                conn.send_json(f'{{"status":"waiting","public":{conn.endpoint_json()}}}')
             return
         if self._debug:
             self.logger.event("paired", level=logging.DEBUG, op=op, job=job, name=name, a=other.peer, b=conn.peer)
@@ -386,13 +399,14 @@ class RendezvousServer:
             return conn.close()
         if op != "relay":
             self.counters["pairs_made"] += 1
-            other.reply({"status": "paired", "public": list(other.peer), "peer": conn.info()}, close=True)
-            return conn.reply({"status": "paired", "public": list(conn.peer), "peer": other.info()}, close=True)
+            other.send_json(f'{{"status":"paired","public":{other.endpoint_json()},"peer":{conn.info_json()}}}', close=True)
+            return conn.send_json(f'{{"status":"paired","public":{conn.endpoint_json()},"peer":{other.info_json()}}}',
+                                  close=True)
         # Relay: both "paired" frames go out before any relayed byte can.
         self.counters["relays_made"] += 1
         self.counters["relays_open"] += 1
-        other.reply({"status": "paired", "relay": True, "public": list(other.peer), "peer": conn.info()})
-        conn.reply({"status": "paired", "relay": True, "public": list(conn.peer), "peer": other.info()})
+        other.send_json(f'{{"status":"paired","relay":true,"public":{other.endpoint_json()},"peer":{conn.info_json()}}}')
+        conn.send_json(f'{{"status":"paired","relay":true,"public":{conn.endpoint_json()},"peer":{other.info_json()}}}')
         for a, b in ((conn, other), (other, conn)):
             a.state, a.partner, a.last = _RELAY, b, self.now
             a.transport.set_write_buffer_limits(high=_HIGH_WATER)  # type: ignore[union-attr]
