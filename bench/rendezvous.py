@@ -12,7 +12,9 @@ Modes:
 
 Reports pairs/s, p50/p99 pairing latency, the server process's CPU seconds per
 pair (user + system, from /proc), and the ratios to the echo floor measured in
-the same run. Goals (issue 14): sustained >= 4,500 pairs/s at concurrency 200
+the same run. With ``--tcpunchd PATH`` (a binary built from TCPunch's
+``server/hole_punching_server.cpp``; not shipped here) the same patterns also
+run with TCPunch v1 clients against tcpunchd and against ours (``--allow-v1``). Goals (issue 14): sustained >= 4,500 pairs/s at concurrency 200
 over 10,000 pairs and <= 0.15 ms of server CPU per pair. Writes
 bench/results/rendezvous.json.
 
@@ -27,6 +29,7 @@ import asyncio
 import json
 import os
 import statistics
+import socket
 import subprocess
 import sys
 import time
@@ -69,6 +72,16 @@ async def _pair_client(port: int, name: str) -> float:
     writer.close()
     if reply["status"] != "paired":
         raise RuntimeError(reply)
+    return time.perf_counter() - start
+
+
+async def _v1_client(port: int, name: str) -> float:
+    """A TCPunch client: raw name, 8 bytes (own address), 8 bytes (the peer's), then the server closes."""
+    start = time.perf_counter()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(name.encode())
+    await reader.readexactly(16)
+    writer.close()
     return time.perf_counter() - start
 
 
@@ -140,6 +153,56 @@ def _measure(pattern, pairs: int, concurrency: int) -> dict:
             "cpu_ratio_to_echo": ours["server_cpu_s"] / max(base["server_cpu_s"], 1e-9)}
 
 
+class _Process:
+    """A server command on a free loopback port, up once the port accepts connections."""
+
+    def __init__(self, command: list[str]) -> None:
+        self.port = free_port()
+        self.proc = subprocess.Popen([c.replace("{port}", str(self.port)) for c in command],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"{command[0]} did not listen on {self.port}")
+
+    def __enter__(self) -> "_Process":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def _measure_v1(pattern, pairs: int, concurrency: int, tcpunchd: str) -> dict:
+    """TCPunch v1 clients: ours (--allow-v1), then tcpunchd, with the same load pattern."""
+    ours_cmd = [sys.executable, "-m", "rendezvous", "serve", "--host", "127.0.0.1", "--port", "{port}",
+                "--health-port", "-1", "--allow-v1"]
+    with _Process(ours_cmd) as server:
+        ours = _run(pattern, _v1_client, server.port, server.proc.pid, pairs, concurrency)
+    with _Process([tcpunchd, "{port}"]) as server:
+        theirs = _run(pattern, _v1_client, server.port, server.proc.pid, pairs, concurrency)
+    return {"pairs": pairs, "concurrency": concurrency, "rendezvous": ours, "tcpunchd": theirs,
+            "throughput_ratio_to_tcpunchd": ours["pairs_per_s"] / theirs["pairs_per_s"],
+            "p50_ratio_to_tcpunchd": ours["p50_ms"] / theirs["p50_ms"],
+            "p99_ratio_to_tcpunchd": ours["p99_ms"] / theirs["p99_ms"],
+            "cpu_ratio_to_tcpunchd": ours["server_cpu_s"] / max(theirs["server_cpu_s"], 1e-9)}
+
+
+def _print_v1(title: str, row: dict) -> None:
+    print(title)
+    for label in ("rendezvous", "tcpunchd"):
+        r = row[label]
+        print(f"  {label}: {r['pairs_per_s']:8.0f} pairs/s  p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  "
+              f"server CPU {r['server_cpu_ms_per_pair']:.3f} ms/pair")
+    print(f"  ratios rendezvous / tcpunchd: throughput {row['throughput_ratio_to_tcpunchd']:.2f}  "
+          f"p50 {row['p50_ratio_to_tcpunchd']:.2f}  p99 {row['p99_ratio_to_tcpunchd']:.2f}  "
+          f"server CPU {row['cpu_ratio_to_tcpunchd']:.2f}")
+
+
 def _print(title: str, row: dict) -> None:
     print(title)
     for label, key in (("rendezvous", "rendezvous"), ("echo floor", "echo_floor")):
@@ -156,14 +219,22 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=1000, help="burst: pairs at once (default 1000)")
     parser.add_argument("--total", type=int, default=10_000, help="sustained: pairs in all (default 10000)")
     parser.add_argument("--concurrency", type=int, default=200, help="sustained: pairs in flight (default 200)")
+    parser.add_argument("--tcpunchd", help="a tcpunchd binary: also compare with it using v1 clients")
     args = parser.parse_args()
     results: dict = {"cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()}
     if args.mode in ("both", "burst"):
         results["burst"] = _measure(_burst, args.pairs, args.pairs)
         _print(f"burst: {args.pairs} concurrent pairs ({2 * args.pairs} clients) on loopback", results["burst"])
+        if args.tcpunchd:
+            results["burst_v1"] = _measure_v1(_burst, args.pairs, args.pairs, args.tcpunchd)
+            _print_v1(f"burst, TCPunch v1 clients: {args.pairs} concurrent pairs", results["burst_v1"])
     if args.mode in ("both", "sustained"):
         row = results["sustained"] = _measure(_sustained, args.total, args.concurrency)
         _print(f"sustained: {args.total} pairs, {args.concurrency} in flight, on loopback", row)
+        if args.tcpunchd:
+            results["sustained_v1"] = _measure_v1(_sustained, args.total, args.concurrency, args.tcpunchd)
+            _print_v1(f"sustained, TCPunch v1 clients: {args.total} pairs, {args.concurrency} in flight",
+                      results["sustained_v1"])
         goals = {"pairs_per_s_ge_4500": row["rendezvous"]["pairs_per_s"] >= GOAL_PAIRS_PER_S,
                  "cpu_ms_per_pair_le_0.15": row["rendezvous"]["server_cpu_ms_per_pair"] <= GOAL_CPU_MS_PER_PAIR}
         results["goals"] = goals
