@@ -482,3 +482,37 @@ def test_the_server_raises_its_open_file_limit_and_keeps_its_caps_below_it():
         proc.terminate()
         proc.wait(10)
         log.close()
+
+
+
+def test_without_uvloop_the_server_runs_on_asyncios_loop():
+    """uvloop is optional: the same server on the standard library's loop pairs and relays."""
+    import asyncio
+
+    with running_server(loop_factory=asyncio.new_event_loop) as server:
+        with ThreadPoolExecutor(4) as pool:
+            fa, fb = (pool.submit(pair, "plain", address(server), 10, job="j") for _ in range(2))
+            ra, rb = (pool.submit(pair, "plain-relay", address(server), 10, job="j", relay=True) for _ in range(2))
+            a, b, c, d = fa.result(), fb.result(), ra.result(), rb.result()
+        c.sock.sendall(b"through the relay")
+        assert P.recv_exact(d.sock, 17) == b"through the relay"
+        for x in (a, b, c, d):
+            x.sock.close()
+        assert server.counters["pairs_made"] == 1 and server.counters["relays_made"] == 1
+
+
+def test_repeated_log_lines_are_rate_limited(caplog):
+    import logging
+
+    from rendezvous.guard import RateLimitedLog
+
+    logger = logging.getLogger("rendezvous.test")
+    limited = RateLimitedLog(logger, burst=5, interval_s=0.2)
+    with caplog.at_level(logging.INFO, logger="rendezvous.test"):
+        for i in range(10_000):
+            limited.event("rejected", peer=("10.0.0.1", i), reason="flood")
+        time.sleep(0.25)
+        limited.flush()
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 6, lines[:8]
+    assert lines[-1].startswith('{"event": "log_suppressed", "of": "rejected", "dropped": 9995')
