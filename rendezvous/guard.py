@@ -95,24 +95,29 @@ class RateLimitedLog:
 
 
 class NonceCache:
-    """Nonces seen within the token window; ``add`` is False for a replay or when full (fail closed)."""
+    """Nonces of tokens still within their window; ``add`` is False for a replay or when full (fail closed).
 
-    def __init__(self, ttl_s: float, capacity: int = 1_000_000) -> None:
-        self.ttl_s, self.capacity = ttl_s, capacity
-        self._seen: dict[str, float] = {}  # nonce -> expiry, in insertion (about expiry) order
+    Only requests with a genuine token reach it (the HMAC is checked first), so
+    only a holder of the secret can fill it; 500,000 entries is about 100 MB
+    and over 4,000 requests a second for a whole window.
+    """
+
+    def __init__(self, capacity: int = 500_000) -> None:
+        self.capacity = capacity
+        self._seen: dict[str, float] = {}  # nonce -> when its token expires, in insertion (about expiry) order
 
     def __len__(self) -> int:
         return len(self._seen)
 
-    def add(self, nonce: str, now: float) -> bool:
+    def add(self, nonce: str, expires: float, now: float) -> bool:
+        """Remember ``nonce`` until ``expires`` (its token's ts + window); False if seen or full."""
         if nonce in self._seen:
             return False
         if len(self._seen) >= self.capacity:
             self.prune(now)
             if len(self._seen) >= self.capacity:
                 return False
-        # A token is usable until ts + window; remembering it for two windows from now covers that.
-        self._seen[nonce] = now + 2 * self.ttl_s
+        self._seen[nonce] = expires
         return True
 
     def prune(self, now: float) -> None:

@@ -162,7 +162,7 @@ class RendezvousServer:
         self.started = time.time()
         self.now = time.monotonic()
         self.logger = RateLimitedLog(log)
-        self.nonces = NonceCache(P.TOKEN_WINDOW_S)
+        self.nonces = NonceCache()
         self.max_connections, self.max_unauthenticated, self.hard_unauthenticated = descriptor_budget(
             config.max_connections, config.max_unauthenticated)
         self._unauth: dict[_Connection, float] = {}  # -> deadline, oldest first
@@ -352,7 +352,7 @@ class RendezvousServer:
         if secret is not None:
             wall = time.time()
             why = P.check_token(secret, request, wall)
-            if why is None and not self.nonces.add(request["nonce"], wall):
+            if why is None and not self.nonces.add(request["nonce"], request["ts"] + P.TOKEN_WINDOW_S + 1, wall):
                 why = "token replayed (each token is good for one request)"
                 self.counters["replayed"] += 1
             if why is not None:
