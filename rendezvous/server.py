@@ -353,8 +353,11 @@ class RendezvousServer:
             wall = time.time()
             why = P.check_token(secret, request, wall)
             if why is None and not self.nonces.add(request["nonce"], request["ts"] + P.TOKEN_WINDOW_S + 1, wall):
-                why = "token replayed (each token is good for one request)"
-                self.counters["replayed"] += 1
+                if len(self.nonces) >= self.nonces.capacity:
+                    why = "server busy: too many recent requests to check for replays; retry later"
+                else:
+                    why = "token replayed (each token is good for one request)"
+                    self.counters["replayed"] += 1
             if why is not None:
                 self.counters["auth_failed"] += 1
                 self.logger.event("rejected", peer=conn.peer, job=job, name=name, reason=why)
