@@ -67,7 +67,7 @@ class ServerConfig:
 class _Connection(asyncio.Protocol):
     """One client connection's state machine: NEW -> WAITING -> (paired: closed | RELAY) -> DONE."""
 
-    __slots__ = ("srv", "transport", "peer", "source", "state", "buf", "key", "kind", "v2", "private",
+    __slots__ = ("srv", "transport", "peer", "source", "state", "buf", "key", "v2", "private",
                  "partner", "deadline", "last", "eof", "authenticated")
 
     def __init__(self, srv: "RendezvousServer") -> None:
@@ -100,16 +100,15 @@ class _Connection(asyncio.Protocol):
         # WAITING (v1 clients may send more name bytes; tcpunchd ignores them too) and DONE: drop.
 
     def eof_received(self) -> bool:
-        if self.state == _RELAY:
-            self.eof = True
-            partner = self.partner
-            if partner is not None and not partner.transport.is_closing():  # type: ignore[union-attr]
-                if partner.eof:
-                    partner.transport.close()  # type: ignore[union-attr]
-                    return False
-                partner.transport.write_eof()  # type: ignore[union-attr]
-            return True  # keep the other direction open until the partner ends too
-        return False  # close: a waiting client that hangs up is gone
+        partner = self.partner
+        if self.state != _RELAY or partner is None or partner.transport.is_closing():  # type: ignore[union-attr]
+            return False  # close: a waiting client that hangs up is gone, and so is a relay without a partner
+        self.eof = True
+        if partner.eof:  # both directions ended
+            partner.transport.close()  # type: ignore[union-attr]
+            return False
+        partner.transport.write_eof()  # type: ignore[union-attr]
+        return True  # keep the other direction open until the partner ends too
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.srv._release(self)

@@ -105,6 +105,22 @@ def test_relay_mode_splices_two_clients():
         assert server.counters["relays_made"] == 1
 
 
+def test_relay_half_close_keeps_the_other_direction():
+    with running_server() as server:
+        with ThreadPoolExecutor(2) as pool:
+            fa, fb = (pool.submit(pair, "half", address(server), 10, job="j", relay=True) for _ in range(2))
+            a, b = fa.result(), fb.result()
+        a.sock.sendall(b"request")
+        a.sock.shutdown(socket.SHUT_WR)  # a is done sending, still listening
+        assert P.recv_exact(b.sock, 7) == b"request" and b.sock.recv(1) == b""
+        b.sock.sendall(b"response after the half close")
+        assert P.recv_exact(a.sock, 29) == b"response after the half close"
+        b.sock.close()
+        assert a.sock.recv(1) == b""
+        a.sock.close()
+        assert _wait_until(lambda: server.counters["relays_open"] == 0 and server.counters["open_connections"] == 0)
+
+
 def health(server, path: str) -> tuple[int, bytes]:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{server.ports[1]}{path}", timeout=5) as resp:
