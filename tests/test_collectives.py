@@ -182,7 +182,8 @@ def _message(meta: bytes, nbytes: int, payload: bytes = b"") -> bytes:
     (_message(b'{"t":"nd","dtype":"<f8","shape":[3]}', 5, b"\0" * 5), "does not fill"),
     (_message(b'{"t":"nd","dtype":"bogus","shape":[1]}', 1, b"\0"), "not a numpy dtype"),
     (_message(b'{"t":"json"}', 3, b"{{{"), "payload is not JSON"),
-])
+], ids=["huge-payload", "huge-header", "meta-not-json", "unknown-kind", "object-dtype", "shape-mismatch",
+        "bogus-dtype", "payload-not-json"])
 def test_malformed_messages_raise_a_collective_error(raw, match):
     comm, theirs = _communicator_with_raw_peer()
     with comm, theirs:
