@@ -342,7 +342,6 @@ class RendezvousServer:
             return conn.close()
         if not self._authenticated(conn):
             return
-        conn.transport.write(P.pack_v1_address(*conn.peer))  # type: ignore[union-attr]
         self._pair(conn, ("v1", "", name.hex()), "pair", name.decode(errors="replace"), "")
 
     def _handle_v2(self, conn: _Connection, request: dict[str, Any]) -> None:
@@ -390,13 +389,16 @@ class RendezvousServer:
             self.waiting[key] = conn
             if conn.v2:
                 conn.send_json(f'{{"status":"waiting","public":{conn.endpoint_json()}}}')
+            else:  # v1: the client's own address at once
+                conn.transport.write(P.pack_v1_address(*conn.peer))  # type: ignore[union-attr]
             return
         if self._debug:
             self.logger.event("paired", level=logging.DEBUG, op=op, job=job, name=name, a=other.peer, b=conn.peer)
         if not conn.v2:  # v1: each gets the other's address, then both close
             self.counters["pairs_made"] += 1
             other.transport.write(P.pack_v1_address(*conn.peer))  # type: ignore[union-attr]
-            conn.transport.write(P.pack_v1_address(*other.peer))  # type: ignore[union-attr]
+            # The second client's own address and its peer's in one write (one segment, one system call).
+            conn.transport.write(P.pack_v1_address(*conn.peer) + P.pack_v1_address(*other.peer))  # type: ignore[union-attr]
             other.close()
             return conn.close()
         if op != "relay":
