@@ -124,7 +124,7 @@ def container_definition(names: StackNames, settings: RendezvousSettings, image_
         "memory": settings.memory_mb,
         # The worker image's entrypoint is the Lambda runtime; run the server instead.
         "entryPoint": ["python3", "-m", "rendezvous", "serve"],
-        "command": ["--port", str(settings.port), "--health-port", str(settings.health_port)]
+        "command": ["--port", str(settings.port), "--health-port", str(settings.health_port), "--require-secret"]
                    + (["--allow-v1"] if settings.allow_v1 else []),
         "secrets": [{"name": SECRET_ENV, "valueFrom": names.rendezvous_secret_parameter_arn}],
         "workingDirectory": TASK_ROOT,

@@ -22,6 +22,8 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--secret-env", default=SECRET_ENV,
                    help=f"environment variable holding the shared secret (default {SECRET_ENV}); when set, v2 "
                         "requests need fresh single-use tokens")
+    p.add_argument("--require-secret", action="store_true",
+                   help="refuse to start without the shared secret (deployments: never serve unauthenticated by mistake)")
     p.add_argument("--allow-v1", action="store_true",
                    help="also serve TCPunch v1 clients, which cannot authenticate (off by default)")
     p.add_argument("--wait-timeout", type=float, default=defaults.wait_timeout_s,
@@ -62,6 +64,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
     raise_nofile_limit()
     secret = os.environ.get(args.secret_env)
+    if args.require_secret and not secret:
+        print(f"error: --require-secret is set but {args.secret_env} is empty or unset; give the server its shared "
+              "secret (on AWS: the task definition's secrets) or drop --require-secret", file=sys.stderr)
+        return 2
     config = ServerConfig(host=args.host, port=args.port, health_port=None if args.health_port < 0 else args.health_port,
                           health_host=args.health_host, secret=secret.encode() if secret else None,
                           allow_v1=args.allow_v1, wait_timeout_s=args.wait_timeout, auth_timeout_s=args.auth_timeout,

@@ -194,6 +194,9 @@ class RendezvousServer:
         if cfg.allow_v1:
             self.logger.event("warning", level=logging.WARNING,
                               reason="protocol v1 is on: TCPunch clients pair without any authentication")
+        if cfg.secret is None:
+            self.logger.event("warning", level=logging.WARNING,
+                              reason="no shared secret: anyone who reaches this port can pair and relay")
 
     async def close(self) -> None:
         if self._sweeper is not None:

@@ -120,7 +120,8 @@ def test_rendezvous_task_definition_runs_the_repository_server(aws):
     assert "taskRoleArn" not in definition  # the server calls no AWS API: no task role at all
     assert container["image"] == f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{STACK}:latest"
     assert container["entryPoint"] == ["python3", "-m", "rendezvous", "serve"]
-    assert container["command"] == ["--port", "10000", "--health-port", "8080"]  # no --allow-v1: v1 is off
+    # It refuses to start without its secret, and v1 (no --allow-v1) is off.
+    assert container["command"] == ["--port", "10000", "--health-port", "8080", "--require-secret"]
     assert sorted(p["containerPort"] for p in container["portMappings"]) == [8080, 10000]
     assert "/livez" in " ".join(container["healthCheck"]["command"])
     assert container["logConfiguration"]["options"]["awslogs-group"] == f"/ecs/{STACK}-rendezvous"

@@ -532,3 +532,15 @@ def test_repeated_log_lines_are_rate_limited(caplog):
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 6, lines[:8]
     assert lines[-1].startswith('{"event": "log_suppressed", "of": "rejected", "dropped": 9995')
+
+
+def test_a_server_that_requires_its_secret_will_not_start_without_it():
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "LAMBDATWIN_RENDEZVOUS_SECRET"}
+    done = subprocess.run([sys.executable, "-m", "rendezvous", "serve", "--host", "127.0.0.1", "--port", "0",
+                           "--health-port", "-1", "--require-secret"], env=env, capture_output=True, text=True,
+                          timeout=30)
+    assert done.returncode == 2
+    assert "--require-secret is set but LAMBDATWIN_RENDEZVOUS_SECRET is empty or unset" in done.stderr
