@@ -1,7 +1,8 @@
 """Rendezvous throughput on loopback: a burst, and sustained load at fixed concurrency.
 
-The server runs as its own process (``python -m rendezvous serve``); asyncio
-clients (on uvloop when installed) speak protocol v2 and time connect ->
+The server runs as its own process (``python -m rendezvous serve``); clients
+are bare asyncio protocols (on uvloop when installed, so the load generator
+costs little next to the server) that speak protocol v2 and time connect ->
 "paired". Baseline in the same run: the same clients doing connect -> one
 request/reply -> close against a trivial echo server (on the same event loop
 kind as the server), the floor any pairing server pays for two connections.
@@ -60,39 +61,69 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def _pair_client(port: int, name: str) -> float:
+class _Client(asyncio.Protocol):
+    """A load-generating client as a bare protocol (no streams): it should cost far less than the server."""
+
+    def __init__(self, request: bytes, complete, future: asyncio.Future) -> None:
+        self.request, self.complete, self.future, self.buf = request, complete, future, b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        transport.write(self.request)  # type: ignore[attr-defined]
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        try:
+            done = self.complete(self.buf)
+        except Exception as exc:  # noqa: BLE001 - a wrong reply fails the run
+            done = exc
+        if done is not None:
+            self.transport.close()
+            if not self.future.done():
+                (self.future.set_exception if isinstance(done, Exception) else self.future.set_result)(done)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.future.done():
+            self.future.set_exception(ConnectionError(f"server closed after {len(self.buf)} bytes"))
+
+
+async def _exchange(port: int, request: bytes, complete) -> float:
+    """Seconds from connect to a complete answer."""
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
     start = time.perf_counter()
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(P.client_frame({"v": 2, "op": "pair", "name": name, "job": "bench"}))
-    while True:
-        (length,) = P.LENGTH.unpack(await reader.readexactly(4))
-        reply = json.loads(await reader.readexactly(length))
-        if reply["status"] != "waiting":
-            break
-    writer.close()
-    if reply["status"] != "paired":
-        raise RuntimeError(reply)
+    await loop.create_connection(lambda: _Client(request, complete, future), "127.0.0.1", port)
+    await future
     return time.perf_counter() - start
+
+
+def _paired(buf: bytes):
+    """True once a v2 "paired" frame is in ``buf`` (after an optional "waiting"); None while incomplete."""
+    offset = 0
+    while len(buf) >= offset + 4:
+        (length,) = P.LENGTH.unpack_from(buf, offset)
+        if len(buf) < offset + 4 + length:
+            return None
+        reply = json.loads(buf[offset + 4:offset + 4 + length])
+        if reply["status"] != "waiting":
+            if reply["status"] != "paired":
+                raise RuntimeError(reply)
+            return True
+        offset += 4 + length
+    return None
+
+
+async def _pair_client(port: int, name: str) -> float:
+    return await _exchange(port, P.client_frame({"v": 2, "op": "pair", "name": name, "job": "bench"}), _paired)
 
 
 async def _v1_client(port: int, name: str) -> float:
-    """A TCPunch client: raw name, 8 bytes (own address), 8 bytes (the peer's), then the server closes."""
-    start = time.perf_counter()
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(name.encode())
-    await reader.readexactly(16)
-    writer.close()
-    return time.perf_counter() - start
+    """A TCPunch client: raw name, 8 bytes (own address), 8 bytes (the peer's)."""
+    return await _exchange(port, name.encode(), lambda buf: True if len(buf) >= 16 else None)
 
 
 async def _echo_client(port: int, name: str) -> float:
-    start = time.perf_counter()
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(name.encode())
-    if not await reader.read(4096):
-        raise RuntimeError("echo server closed without a reply")
-    writer.close()
-    return time.perf_counter() - start
+    return await _exchange(port, name.encode(), lambda buf: True if buf else None)
 
 
 async def _pair_of(client, port: int, name: str) -> float:
