@@ -19,8 +19,11 @@ run with TCPunch v1 clients against tcpunchd and against ours (``--allow-v1``). 
 over 10,000 pairs and <= 0.15 ms of server CPU per pair. Writes
 bench/results/rendezvous.json.
 
+Each measurement is repeated ``--rounds`` times (ours, then the baseline) and
+reported as medians, per-round ratios included: the machine is shared.
+
 Run: python bench/rendezvous.py [--mode both|burst|sustained] [--pairs 1000]
-     [--total 10000] [--concurrency 200]
+     [--total 10000] [--concurrency 200] [--rounds 3] [--tcpunchd PATH]
 """
 
 from __future__ import annotations
@@ -244,32 +247,52 @@ def _print(title: str, row: dict) -> None:
           f"p50 {row['p50_ratio_to_echo']:.2f}  server CPU {row['cpu_ratio_to_echo']:.2f}")
 
 
+def _median_row(rows: list[dict]) -> dict:
+    """Field-wise median of rounds (ratios are medians of each round's own ratio), plus the rounds."""
+    def merge(values: list):
+        if isinstance(values[0], dict):
+            return {k: merge([v[k] for v in values]) for k in values[0]}
+        return statistics.median(values) if isinstance(values[0], (int, float)) else values[0]
+    return {**merge(rows), "rounds": rows}
+
+
+def _rounds(measure, rounds: int, *args) -> dict:
+    return _median_row([measure(*args) for _ in range(rounds)])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=("both", "burst", "sustained"), default="both")
     parser.add_argument("--pairs", type=int, default=1000, help="burst: pairs at once (default 1000)")
     parser.add_argument("--total", type=int, default=10_000, help="sustained: pairs in all (default 10000)")
     parser.add_argument("--concurrency", type=int, default=200, help="sustained: pairs in flight (default 200)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of (ours, baseline), reported as medians: a shared machine is noisy (default 3)")
     parser.add_argument("--tcpunchd", help="a tcpunchd binary: also compare with it using v1 clients")
     args = parser.parse_args()
-    results: dict = {"cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()}
+    results: dict = {"cpus": os.cpu_count(), "rounds": args.rounds, "load_average_at_start": os.getloadavg()}
+    suffix = f" (median of {args.rounds} rounds)"
     if args.mode in ("both", "burst"):
-        results["burst"] = _measure(_burst, args.pairs, args.pairs)
-        _print(f"burst: {args.pairs} concurrent pairs ({2 * args.pairs} clients) on loopback", results["burst"])
+        results["burst"] = _rounds(_measure, args.rounds, _burst, args.pairs, args.pairs)
+        _print(f"burst: {args.pairs} concurrent pairs ({2 * args.pairs} clients) on loopback" + suffix, results["burst"])
         if args.tcpunchd:
-            results["burst_v1"] = _measure_v1(_burst, args.pairs, args.pairs, args.tcpunchd)
-            _print_v1(f"burst, TCPunch v1 clients: {args.pairs} concurrent pairs", results["burst_v1"])
+            results["burst_v1"] = _rounds(_measure_v1, args.rounds, _burst, args.pairs, args.pairs, args.tcpunchd)
+            _print_v1(f"burst, TCPunch v1 clients: {args.pairs} concurrent pairs" + suffix, results["burst_v1"])
     if args.mode in ("both", "sustained"):
-        row = results["sustained"] = _measure(_sustained, args.total, args.concurrency)
-        _print(f"sustained: {args.total} pairs, {args.concurrency} in flight, on loopback", row)
+        row = results["sustained"] = _rounds(_measure, args.rounds, _sustained, args.total, args.concurrency)
+        _print(f"sustained: {args.total} pairs, {args.concurrency} in flight, on loopback" + suffix, row)
         if args.tcpunchd:
-            results["sustained_v1"] = _measure_v1(_sustained, args.total, args.concurrency, args.tcpunchd)
-            _print_v1(f"sustained, TCPunch v1 clients: {args.total} pairs, {args.concurrency} in flight",
+            results["sustained_v1"] = _rounds(_measure_v1, args.rounds, _sustained, args.total, args.concurrency,
+                                              args.tcpunchd)
+            _print_v1(f"sustained, TCPunch v1 clients: {args.total} pairs, {args.concurrency} in flight" + suffix,
                       results["sustained_v1"])
         goals = {"pairs_per_s_ge_4500": row["rendezvous"]["pairs_per_s"] >= GOAL_PAIRS_PER_S,
                  "cpu_ms_per_pair_le_0.15": row["rendezvous"]["server_cpu_ms_per_pair"] <= GOAL_CPU_MS_PER_PAIR}
         results["goals"] = goals
-        print("goals: " + ", ".join(f"{k} {'met' if v else 'NOT met'}" for k, v in goals.items()))
+        print("goals (medians): " + ", ".join(f"{k} {'met' if v else 'NOT met'}" for k, v in goals.items()))
+        print("  per round: " + ", ".join(f"{r['rendezvous']['pairs_per_s']:.0f} pairs/s "
+                                          f"{r['rendezvous']['server_cpu_ms_per_pair']:.3f} ms CPU/pair"
+                                          for r in row["rounds"]))
     results["load_average_at_end"] = os.getloadavg()
     print(f"load average (1/5/15 min) at start {results['load_average_at_start']}, end {results['load_average_at_end']} "
           f"on {os.cpu_count()} CPUs")
