@@ -14,13 +14,8 @@ name, tell each other how many messages they received, and resend what was
 lost from a small outbox; a second loss fails with a clear error.
 
 Algorithms: dissemination barrier; binomial-tree bcast and reduce; allreduce
-by recursive doubling (non-powers of two folded in first) for small arrays and,
-for large ones, Rabenseifner's recursive halving + doubling when the world is a
-power of two (2 log2 p steps) and ring reduce-scatter + allgather otherwise
-(``Communicator.algorithm = "ring"`` forces the ring); linear gather and scatter.
-Small messages of a ``sendrecv`` go out inline (they fit the socket buffer);
-large ones from one long-lived sender thread. Every received header is checked
-(sizes, metadata) before anything is allocated for it.
+by recursive doubling (non-powers of two folded in first) for small arrays and
+by ring reduce-scatter + allgather for large ones; linear gather and scatter.
 """
 
 from __future__ import annotations
@@ -186,7 +181,6 @@ class Communicator:
         self._pair_lock = threading.Lock()
         self._scratch_buffer: np.ndarray | None = None
         self._sender: ThreadPoolExecutor | None = None
-        self.algorithm = "auto"  # large allreduce: "auto" (halving-doubling for powers of two, else ring) | "ring"
 
     # -- connections -------------------------------------------------------------------
     def _name(self, peer: int, attempt: int = 0) -> str:
@@ -436,9 +430,7 @@ class Communicator:
                 raise ValueError(f"out must be a contiguous {array.dtype} array of shape {array.shape}, "
                                  f"got {target.dtype} {target.shape}")
         if self.size > 1 and array.nbytes >= RING_THRESHOLD_BYTES and array.size >= self.size:
-            large = self._halving_doubling_allreduce if _power_of_two(self.size) and self.algorithm != "ring" \
-                else self._ring_allreduce
-            result = large(array, fn, target)
+            result = self._ring_allreduce(array, fn, target)
         else:
             result = array.copy() if self.size == 1 else self._recursive_doubling(array, fn)
             if target is not None:
@@ -471,33 +463,6 @@ class Communicator:
             else:
                 acc = self.recv(r + 1)
         return acc
-
-    def _halving_doubling_allreduce(self, array: np.ndarray, fn, out: np.ndarray | None = None) -> np.ndarray:
-        """Rabenseifner's allreduce for a power-of-two world: recursive-halving reduce-scatter, then
-        recursive-doubling allgather. The same bytes as the ring (2 (p-1)/p of the array per rank) in
-        2 log2 p steps instead of 2 (p - 1): fewer points where every rank waits for the slowest."""
-        p, r = self.size, self.rank
-        source = np.ascontiguousarray(array).reshape(-1)
-        flat = np.empty_like(source) if out is None else out.reshape(-1)
-        bounds = np.linspace(0, flat.size, p + 1).astype(int)
-        span = lambda buf, lo, hi: buf[bounds[lo]:bounds[hi]]  # noqa: E731 - chunks lo..hi-1
-        incoming_all = self._scratch(flat.dtype, int(max(bounds[p // 2] - bounds[0], bounds[p] - bounds[p // 2])))
-        lo, hi, mask, current = 0, p, p // 2, source
-        while mask:  # reduce-scatter: keep the half my bit selects, send the other half
-            mid, partner = lo + (hi - lo) // 2, r ^ mask
-            (keep, give) = ((lo, mid), (mid, hi)) if not r & mask else ((mid, hi), (lo, mid))
-            incoming = incoming_all[:bounds[keep[1]] - bounds[keep[0]]]
-            self.sendrecv(span(current, *give), partner, partner, out=incoming)
-            # Each element of ``flat`` is written after its input in ``source`` was last read (out may be array).
-            fn(span(current, *keep), incoming, out=span(flat, *keep))
-            (lo, hi), mask, current = keep, mask >> 1, flat
-        mask = 1
-        while mask < p:  # allgather: exchange what each holds, doubling the span
-            partner = r ^ mask
-            theirs = (lo + mask, hi + mask) if not r & mask else (lo - mask, hi - mask)
-            self.sendrecv(span(flat, lo, hi), partner, partner, out=span(flat, *theirs))
-            lo, hi, mask = min(lo, theirs[0]), max(hi, theirs[1]), mask << 1
-        return flat.reshape(array.shape)
 
     def _ring_allreduce(self, array: np.ndarray, fn, out: np.ndarray | None = None) -> np.ndarray:
         p, r = self.size, self.rank
@@ -543,10 +508,6 @@ class Communicator:
                     self.send(i, v)
             return values[root]
         return self.recv(root)
-
-
-def _power_of_two(n: int) -> bool:
-    return n > 0 and n & (n - 1) == 0
 
 
 def _op(name: str):
