@@ -16,6 +16,9 @@ lost from a small outbox; a second loss fails with a clear error.
 Algorithms: dissemination barrier; binomial-tree bcast and reduce; allreduce
 by recursive doubling (non-powers of two folded in first) for small arrays and
 by ring reduce-scatter + allgather for large ones; linear gather and scatter.
+Small messages of a ``sendrecv`` go out inline (they fit the socket buffer);
+large ones from one long-lived sender thread. Every received header is checked
+(sizes, metadata) before anything is allocated for it.
 """
 
 from __future__ import annotations
