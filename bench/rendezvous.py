@@ -19,7 +19,8 @@ run with TCPunch v1 clients against tcpunchd and against ours (``--allow-v1``). 
 over 10,000 pairs and <= 0.15 ms of server CPU per pair. Writes
 bench/results/rendezvous.json.
 
-Each measurement is repeated ``--rounds`` times (ours, then the baseline) and
+The load comes from ``--clients`` processes (default: one per CPU) started at
+the same moment. Each measurement is repeated ``--rounds`` times (ours, then the baseline) and
 reported as medians, per-round ratios included: the machine is shared.
 
 Run: python bench/rendezvous.py [--mode both|burst|sustained] [--pairs 1000]
@@ -31,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import statistics
 import socket
@@ -47,6 +49,7 @@ from rendezvous import protocol as P  # noqa: E402
 RESULTS = Path(__file__).resolve().parent / "results" / "rendezvous.json"
 GOAL_PAIRS_PER_S = 4500.0
 GOAL_CPU_MS_PER_PAIR = 0.15
+CLIENT_PROCESSES = os.cpu_count() or 1  # --clients
 # The echo floor: accept, read one request, write it back, close; same event loop as the server.
 ECHO = ("import asyncio,sys\n"
         "try:\n  import uvloop; uvloop.install()\nexcept ImportError:\n  pass\n"
@@ -135,35 +138,52 @@ async def _pair_of(client, port: int, name: str) -> float:
     return max(a, b)
 
 
-async def _burst(client, port: int, pairs: int, concurrency: int) -> tuple[float, list[float]]:
+async def _burst(client, port: int, pairs: int, concurrency: int, prefix: str) -> tuple[float, list[float]]:
     start = time.perf_counter()
-    latencies = await asyncio.gather(*(_pair_of(client, port, f"p{i}") for i in range(pairs)))
+    latencies = await asyncio.gather(*(_pair_of(client, port, f"{prefix}p{i}") for i in range(pairs)))
     return time.perf_counter() - start, list(latencies)
 
 
-async def _sustained(client, port: int, pairs: int, concurrency: int) -> tuple[float, list[float]]:
+async def _sustained(client, port: int, pairs: int, concurrency: int, prefix: str) -> tuple[float, list[float]]:
     latencies: list[float] = []
     counter = iter(range(pairs))
 
     async def lane() -> None:
         for i in counter:
-            latencies.append(await _pair_of(client, port, f"s{i}"))
+            latencies.append(await _pair_of(client, port, f"{prefix}s{i}"))
 
     start = time.perf_counter()
     await asyncio.gather(*(lane() for _ in range(concurrency)))
     return time.perf_counter() - start, latencies
 
 
-def _run(pattern, client, port: int, pid: int, pairs: int, concurrency: int) -> dict:
+def _generate(job: tuple) -> tuple[float, float, list[float]]:
+    """One load-generating process: wait for the common start time, run, return (start, end, latencies)."""
+    pattern, client, port, pairs, concurrency, prefix, start_at = job
     try:
         import uvloop
         runner = uvloop.run
     except ImportError:
         runner = asyncio.run
-    cpu0 = _cpu_seconds(pid)
-    wall, latencies = runner(pattern(client, port, pairs, concurrency))
-    cpu = _cpu_seconds(pid) - cpu0
-    ordered = sorted(latencies)
+    time.sleep(max(0.0, start_at - time.time()))
+    began = time.time()
+    wall, latencies = runner(pattern(client, port, pairs, concurrency, prefix))
+    return began, began + wall, latencies
+
+
+def _run(pattern, client, port: int, pid: int, pairs: int, concurrency: int) -> dict:
+    """The load split over ``CLIENT_PROCESSES`` processes started together (one Python process
+    cannot generate as many connections per second as the server can take)."""
+    n = CLIENT_PROCESSES
+    share = lambda total, i: total // n + (1 if i < total % n else 0)  # noqa: E731
+    with multiprocessing.get_context("fork").Pool(n) as pool:
+        start_at = time.time() + 0.3
+        cpu0 = _cpu_seconds(pid)
+        parts = pool.map(_generate, [(pattern, client, port, share(pairs, i), max(1, share(concurrency, i)), f"c{i}-",
+                                      start_at) for i in range(n)])
+        cpu = _cpu_seconds(pid) - cpu0
+    wall = max(end for _, end, _ in parts) - min(began for began, _, _ in parts)
+    ordered = sorted(latency for _, _, latencies in parts for latency in latencies)
     return {"wall_s": wall, "pairs_per_s": pairs / wall, "p50_ms": statistics.median(ordered) * 1e3,
             "p99_ms": ordered[int(0.99 * (len(ordered) - 1))] * 1e3, "server_cpu_s": cpu,
             "server_cpu_ms_per_pair": cpu / pairs * 1e3}
@@ -261,6 +281,7 @@ def _rounds(measure, rounds: int, *args) -> dict:
 
 
 def main() -> None:
+    global CLIENT_PROCESSES
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=("both", "burst", "sustained"), default="both")
     parser.add_argument("--pairs", type=int, default=1000, help="burst: pairs at once (default 1000)")
@@ -269,8 +290,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3,
                         help="rounds of (ours, baseline), reported as medians: a shared machine is noisy (default 3)")
     parser.add_argument("--tcpunchd", help="a tcpunchd binary: also compare with it using v1 clients")
+    parser.add_argument("--clients", type=int, default=CLIENT_PROCESSES,
+                        help=f"load-generating processes (default {CLIENT_PROCESSES}, the CPU count)")
     args = parser.parse_args()
-    results: dict = {"cpus": os.cpu_count(), "rounds": args.rounds, "load_average_at_start": os.getloadavg()}
+    CLIENT_PROCESSES = args.clients
+    results: dict = {"cpus": os.cpu_count(), "rounds": args.rounds, "client_processes": args.clients, "load_average_at_start": os.getloadavg()}
     suffix = f" (median of {args.rounds} rounds)"
     if args.mode in ("both", "burst"):
         results["burst"] = _rounds(_measure, args.rounds, _burst, args.pairs, args.pairs)
