@@ -544,3 +544,20 @@ def test_a_server_that_requires_its_secret_will_not_start_without_it():
                           timeout=30)
     assert done.returncode == 2
     assert "--require-secret is set but LAMBDATWIN_RENDEZVOUS_SECRET is empty or unset" in done.stderr
+
+
+def test_a_full_unauthenticated_budget_drops_its_oldest_silent_connection_for_a_newcomer():
+    with running_server(auth_timeout_s=30, max_unauthenticated=8, max_unauthenticated_per_source=4) as server:
+        port = server.ports[0]
+        silent = [socket.create_connection(("127.0.0.1", port), timeout=5, source_address=("127.0.0.4", 0))
+                  for _ in range(4)]
+        assert _wait_until(lambda: len(server._unauth) == 4)
+        time.sleep(1.2)  # past the grace period: these are silent, not merely unread
+        newcomer = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=("127.0.0.4", 0))
+        assert _wait_until(lambda: server.counters["evicted"] == 1)
+        assert silent[0].recv(1) == b""  # the oldest went
+        # The newcomer is served normally.
+        newcomer.sendall(P.client_frame({"v": 2, "op": "pair", "name": "late", "job": "j"}))
+        assert P.recv_server_frame(newcomer)["status"] == "waiting"
+        for s in silent + [newcomer]:
+            s.close()
