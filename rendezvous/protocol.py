@@ -39,6 +39,7 @@ SECRET_ENV = "LAMBDATWIN_RENDEZVOUS_SECRET"  # where the server and the workers 
 MAX_NAME_BYTES = 100  # TCPunch's limit
 MAX_FRAME_BYTES = 4096
 TOKEN_WINDOW_S = 60  # a token is valid this long either side of the server's clock
+_DECODE = json.JSONDecoder().decode
 _NONCE = re.compile(r"[0-9a-f]{16,64}")
 _DOTTED_QUAD = re.compile(r"(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})")
 V1_ADDRESS = struct.Struct("!4sHxx")
@@ -78,7 +79,7 @@ def server_frame(message: dict[str, Any]) -> bytes:
 def parse_request(body: bytes) -> dict[str, Any]:
     """Validate a v2 request body; raises ProtocolError with the reason."""
     try:
-        message = json.loads(body)
+        message = _DECODE(body.decode())  # UTF-8 by the protocol: no encoding detection
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ProtocolError(f"request is not JSON: {exc}") from None
     if not isinstance(message, dict) or message.get("v") != 2:
