@@ -94,7 +94,9 @@ class _Connection(asyncio.Protocol):
         state = self.state
         if state == _RELAY:
             self.last = self.srv.now
-            self.partner.transport.write(data)  # type: ignore[union-attr]
+            out = self.partner.transport  # type: ignore[union-attr]
+            if not out.is_closing():  # writes to a closing transport only produce warnings
+                out.write(data)
         elif state == _NEW:
             self.srv._request_data(self, data)
         # WAITING (v1 clients may send more name bytes; tcpunchd ignores them too) and DONE: drop.
