@@ -7,17 +7,38 @@ import asyncio
 import logging
 import os
 import sys
+from typing import Callable
 
 from rendezvous.guard import raise_nofile_limit
 from rendezvous.protocol import SECRET_ENV
 from rendezvous.server import RendezvousServer, ServerConfig
 
 
+def _bounded(kind: type, low: float, high: float) -> Callable[[str], float]:
+    """An argparse type: a number of ``kind`` within [low, high] (the server ships without lambdatwin's CLI)."""
+    def convert(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not low <= value <= high:  # also false for NaN
+            raise argparse.ArgumentTypeError(f"{text} is outside {low:g}-{high:g}")
+        return value
+
+    return convert
+
+
+_PORT = _bounded(int, 0, 65_535)
+_SECONDS = _bounded(float, 0.001, 86_400)
+_COUNT = _bounded(int, 1, 10_000_000)
+
+
 def add_serve_arguments(p: argparse.ArgumentParser) -> None:
+    """The server's flags, checked as they are parsed."""
     defaults = ServerConfig()
     p.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
-    p.add_argument("--port", type=int, default=10000, help="pairing port, TCPunch's default 10000")
-    p.add_argument("--health-port", type=int, default=8080, help="HTTP GET /livez and /metrics (default 8080; -1 disables)")
+    p.add_argument("--port", type=_PORT, default=10000, help="pairing port, TCPunch's default 10000")
+    p.add_argument("--health-port", type=_bounded(int, -1, 65_535), default=8080, help="HTTP GET /livez and /metrics (default 8080; -1 disables)")
     p.add_argument("--health-host", default=None, help="address for the health port (default: --host)")
     p.add_argument("--secret-env", default=SECRET_ENV,
                    help=f"environment variable holding the shared secret (default {SECRET_ENV}); when set, v2 "
@@ -26,17 +47,17 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
                    help="refuse to start without the shared secret (deployments: never serve unauthenticated by mistake)")
     p.add_argument("--allow-v1", action="store_true",
                    help="also serve TCPunch v1 clients, which cannot authenticate (off by default)")
-    p.add_argument("--wait-timeout", type=float, default=defaults.wait_timeout_s,
+    p.add_argument("--wait-timeout", type=_SECONDS, default=defaults.wait_timeout_s,
                    help="seconds a waiting client is kept (default 60)")
-    p.add_argument("--auth-timeout", "--read-timeout", dest="auth_timeout", type=float, default=defaults.auth_timeout_s,
+    p.add_argument("--auth-timeout", "--read-timeout", dest="auth_timeout", type=_SECONDS, default=defaults.auth_timeout_s,
                    help="seconds a client has to send its request (default 5)")
-    p.add_argument("--max-connections", type=int, default=defaults.max_connections,
+    p.add_argument("--max-connections", type=_COUNT, default=defaults.max_connections,
                    help="authenticated connections at most (default 10000; kept below the open-file limit)")
-    p.add_argument("--max-unauthenticated", type=int, default=defaults.max_unauthenticated,
+    p.add_argument("--max-unauthenticated", type=_COUNT, default=defaults.max_unauthenticated,
                    help="connections still sending their request, at most (default 2000)")
-    p.add_argument("--max-unauthenticated-per-source", type=int, default=defaults.max_unauthenticated_per_source,
+    p.add_argument("--max-unauthenticated-per-source", type=_COUNT, default=defaults.max_unauthenticated_per_source,
                    help="of those, from one IP address (default 512)")
-    p.add_argument("--max-connections-per-source", type=int, default=defaults.max_connections_per_source,
+    p.add_argument("--max-connections-per-source", type=_COUNT, default=defaults.max_connections_per_source,
                    help="connections from one IP address at most (default 4096)")
     p.add_argument("--verbose", action="store_true", help="log every pairing (debug level)")
     p.set_defaults(func=cmd_serve)

@@ -80,6 +80,8 @@ def _deploy_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--rendezvous-image", help="image for the server (default: the worker image)")
     g.add_argument("--rendezvous-domain", help="DNS name kept pointing at the task, e.g. rdv.example.com")
     g.add_argument("--hosted-zone-id", help="Route 53 zone of the domain (default: found by name)")
+    g.add_argument("--rendezvous-allow-v1", action="store_true", default=None,
+                   help="also serve unauthenticated TCPunch v1 clients (off by default: anyone could pair or relay)")
     g.add_argument("--definition", help="ASL file (default statemachines/data_parallel.asl.json)")
     p.add_argument("--wait-rendezvous", type=flags.duration, default=300.0,
                    help="how long to wait for the task's public IP (default 300s)")
@@ -98,6 +100,7 @@ def _config_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "rendezvous.enabled": False if get("no_rendezvous") else None, "rendezvous.cpu": get("rendezvous_cpu"),
         "rendezvous.memory_mb": get("rendezvous_memory"), "rendezvous.image_uri": get("rendezvous_image"),
         "rendezvous.domain": get("rendezvous_domain"), "rendezvous.hosted_zone_id": get("hosted_zone_id"),
+        "rendezvous.allow_v1": get("rendezvous_allow_v1"),
         "definition_path": get("definition"),
     }
     for role in ("initialize", "summarize"):
