@@ -36,7 +36,7 @@ IMAGE_PYTHON = (3, 11)
 IMAGE_GLIBC_MINOR = 36
 
 # What runs in a container: the Lambda runtime client, the handlers' libraries,
-# and moto's server for the S3 endpoint container. torch is pinned exactly: the
+# moto's server for the S3 endpoint container, and the rendezvous server's event loop. torch is pinned exactly: the
 # CPU build lies on this machine's disk, a looser pin pulls the CUDA build.
 RUNTIME_REQUIREMENTS: tuple[tuple[str, str], ...] = (
     ("torch", "torch==2.13.0"),
@@ -44,6 +44,7 @@ RUNTIME_REQUIREMENTS: tuple[tuple[str, str], ...] = (
     ("boto3", "boto3"),
     ("awslambdaric", "awslambdaric"),
     ("moto", "moto[server,s3]"),
+    ("uvloop", "uvloop"),  # the rendezvous server's event loop, as in the AWS image (realaws/Dockerfile)
 )
 PROJECT_PACKAGES = ("worker", "rendezvous")
 PROJECT_FILES = ("pyproject.toml", "README.md")
