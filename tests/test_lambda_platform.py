@@ -1,7 +1,7 @@
 """The Lambda platform as AWS documents it, on the process backend (issue 13, "Lambda platform").
 
 Each test drives the unmodified ``awslambdaric`` in a real process through the
-emulator's Runtime API; ``docs/emulator-vs-aws-lambda.md`` maps them to the AWS pages.
+emulator's Runtime API; ``docs/emulator-vs-aws.md`` maps them to the AWS pages.
 """
 
 from __future__ import annotations

@@ -393,7 +393,7 @@ class ExecutionEnvironment(ABC):
         Out of memory: the kernel kills the runtime, and the caller gets
         ``Runtime.ExitError`` "Runtime exited with error: signal: killed", while
         the REPORT line says ``Error Type: Runtime.OutOfMemory`` (see
-        docs/emulator-vs-aws-lambda.md for the sources).
+        docs/emulator-vs-aws.md for the sources).
         """
         if reason == "oom":
             detail = "signal: killed"

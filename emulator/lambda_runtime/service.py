@@ -14,7 +14,7 @@ What it does per invocation, as Lambda does:
 Billing: ``Billed Duration`` includes INIT (on-demand functions, since
 2025-08-01); a failed INIT phase is billed with the invocation that follows it
 (AWS bills INIT since then; how it bills a *failed* INIT phase is not stated in
-its documentation: this is the twin's choice, see docs/emulator-vs-aws-lambda.md).
+its documentation: this is the twin's choice, see docs/emulator-vs-aws.md).
 """
 
 from __future__ import annotations
