@@ -26,8 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path

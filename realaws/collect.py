@@ -18,7 +18,8 @@ from typing import Any, Callable
 from emulator.contracts import runrecord
 from emulator.contracts.lambdas import InvocationRecord
 from realaws import cwlogs, statemachine
-from realaws.config import HANDLERS, ROLE_TAG, STACK_TAG
+from emulator.contracts.job import HANDLERS
+from realaws.config import ROLE_TAG, STACK_TAG
 from realaws.errors import AwsError, error_code
 from realaws.redact import redact
 from realaws.session import AwsContext

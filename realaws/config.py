@@ -32,7 +32,6 @@ from emulator.contracts import errors
 from emulator.contracts.aws import (MAX_EPHEMERAL_STORAGE_MB, MAX_MEMORY_MB, MAX_TIMEOUT_S, MIN_EPHEMERAL_STORAGE_MB,
                                     MIN_MEMORY_MB)
 from emulator.contracts.job import FUNCTION_ROLES as ROLES
-from emulator.contracts.job import HANDLERS
 
 STACK_TAG = "lambdatwin:stack"
 ROLE_TAG = "lambdatwin:role"

@@ -12,7 +12,9 @@ from typing import Callable
 
 from realaws import (bucket, dns, functions, iam, images, loggroups, packaging, policies, rendezvous,
                      rendezvous_secret, stackstate, statemachine)
-from realaws.config import HANDLERS, ROLE_TAG, ROLES, StackConfig, StackNames
+from emulator.contracts.job import FUNCTION_ROLES as ROLES
+from emulator.contracts.job import HANDLERS
+from realaws.config import ROLE_TAG, StackConfig, StackNames
 from realaws.errors import AwsError
 from realaws.session import AwsContext
 from realaws.waiters import WaitTimeout

@@ -1,13 +1,19 @@
-"""Shared fixtures: a real local S3 endpoint (moto's server in its own process)."""
+"""Shared fixtures: a real local S3 endpoint (moto's server in its own process).
+
+The Docker fixtures (``docker``, ``worker_image``) and the AWS-on-moto fixtures (``aws``,
+``aws_executing``) live in their helper modules and are registered here, so a test module
+only imports plain helpers, one way: ``from tests.X import ...``.
+"""
 
 from __future__ import annotations
 
-import os
 import uuid
 
 import pytest
 
 from emulator.s3server import LocalS3Server
+
+pytest_plugins = ["tests.docker_helpers", "tests.realaws_helpers"]
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,6 @@ import pytest
 
 from emulator.docker import wheels
 from emulator.docker.engine import DockerUnavailable, docker_client
-from tests.docker_helpers import docker, worker_image  # noqa: F401  (fixtures)
 
 
 def test_no_daemon_gives_one_actionable_error(monkeypatch):

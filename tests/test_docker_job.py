@@ -18,7 +18,7 @@ from emulator.docker.job import EmulatorOptions, run_emulated_job
 from emulator.docker.network import NetworkConfig
 from emulator.cli.report import collectives_line
 from emulator.contracts.runrecord import read_log_lines
-from tests.docker_helpers import docker, leftovers, worker_image  # noqa: F401  (fixtures)
+from tests.docker_helpers import leftovers
 
 pytestmark = pytest.mark.docker
 WORLD = 3

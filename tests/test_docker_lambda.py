@@ -16,7 +16,7 @@ from emulator.contracts.cloudwatch import parse_report_line
 from emulator.docker.environment import ContainerEnvironment, cpu_share, deployment_archive
 from emulator.contracts.lambdas import FunctionConfig, LambdaFunctionError
 from emulator.lambda_runtime.service import LambdaService
-from tests.docker_helpers import docker, leftovers, topology, worker_image  # noqa: F401  (fixtures)
+from tests.docker_helpers import topology
 
 pytestmark = pytest.mark.docker
 HANDLERS = Path(__file__).resolve().parent / "lambda_test_handlers.py"

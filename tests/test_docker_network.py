@@ -10,9 +10,7 @@ import pytest
 from emulator.docker.labels import teardown
 from emulator.docker.nat import Impairment, NatPreset
 from emulator.docker.network import RENDEZVOUS_HOST, NetworkConfig, Topology, TopologyError
-from tests.docker_helpers import (  # noqa: F401  (fixtures)
-    connect_code, docker, exec_python, leftovers, pair_code, run_parallel, topology, worker_image,
-)
+from tests.docker_helpers import connect_code, exec_python, leftovers, pair_code, run_parallel, topology
 
 pytestmark = pytest.mark.docker
 PUNCH_TIMEOUT_S = 8.0

@@ -12,7 +12,8 @@ from worker import infer, initialize, summarize
 from worker.datagen import generate_partitions
 from worker.events import EventError
 from worker.model import ModelLoadError, build_model
-from worker.partitions import BYTES_PER_SAMPLE, PartitionError, partition_bytes
+from worker.layout import BYTES_PER_SAMPLE
+from worker.partitions import PartitionError, partition_bytes
 from worker.s3io import S3AccessError
 
 INIT_OUTPUT = {"bucket", "prefix", "world_size", "max_concurrency", "result_prefix", "job_id",

@@ -8,7 +8,6 @@ following, DescribeExecution, history, Map Runs, FilterLogEvents, the bill and t
 
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
@@ -22,10 +21,23 @@ from realaws.images import ImageMissingError
 from emulator.contracts.job import JobConfig, resolve_partition_size
 from realaws.run import RunOptions, run_job
 from sim.prices import PriceTable, bill_for_record
-from tests.realaws_helpers import (ACCOUNT, FAKE_KEY_ID, FAKE_SECRET, REGION, SEED_REPORT, STACK,  # noqa: F401
-                                  all_files_text, aws, aws_executing, hosted_zone, invocation_lines,
-                                  moto_runnable_definition, push_image, put_json, put_log_lines,
-                                  queue_lambda_results, stack_config)
+from tests.realaws_helpers import (
+    ACCOUNT,
+    FAKE_KEY_ID,
+    FAKE_SECRET,
+    REGION,
+    SEED_REPORT,
+    STACK,
+    all_files_text,
+    hosted_zone,
+    invocation_lines,
+    moto_runnable_definition,
+    push_image,
+    put_json,
+    put_log_lines,
+    queue_lambda_results,
+    stack_config,
+)
 
 BUCKET = f"{STACK}-{ACCOUNT}-{REGION}"
 GROUP = f"/aws/lambda/{STACK}-worker"

@@ -9,8 +9,7 @@ from realaws import dns
 from realaws.deploy import deploy
 from realaws.errors import AwsError, NotDeployedError
 from realaws.waiters import WaitTimeout
-from tests.realaws_helpers import (DOMAIN, REGION, STACK, aws, hosted_zone, push_image,  # noqa: F401
-                                  stack_config, start_service_task)
+from tests.realaws_helpers import DOMAIN, REGION, STACK, hosted_zone, stack_config, start_service_task
 
 
 @pytest.fixture

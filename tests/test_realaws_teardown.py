@@ -13,8 +13,17 @@ from realaws.deploy import deploy
 from realaws.errors import explain
 from realaws.images import ImageMissingError
 from realaws.teardown import teardown
-from tests.realaws_helpers import (ACCOUNT, DOMAIN, REGION, STACK, aws, hosted_zone, push_image,  # noqa: F401
-                                  put_log_lines, stack_config, start_service_task)
+from tests.realaws_helpers import (
+    ACCOUNT,
+    DOMAIN,
+    REGION,
+    STACK,
+    hosted_zone,
+    push_image,
+    put_log_lines,
+    stack_config,
+    start_service_task,
+)
 
 BUCKET = f"{STACK}-{ACCOUNT}-{REGION}"
 

@@ -10,9 +10,10 @@ import torch
 from torch.utils.data import TensorDataset
 
 from worker import s3io
-from worker.datagen import generate_partitions, partition_plan
+from worker.datagen import generate_partitions
 from worker.model import ModelLoadError, build_model, load_model
-from worker.partitions import BYTES_PER_SAMPLE, Partition, PartitionError, load_partition
+from worker.layout import BYTES_PER_SAMPLE, partition_plan
+from worker.partitions import Partition, PartitionError, load_partition
 from worker.resources import available_cpus, cgroup_cpu_quota, cpu_seconds, peak_memory_mb, torch_threads_for
 
 

@@ -38,8 +38,6 @@ def test_workers_use_the_shared_layout():
     import worker.datagen
     import worker.initialize
     import worker.layout
-    import worker.partitions
 
     assert worker.initialize.assign is worker.layout.assign
     assert worker.datagen.partition_plan is worker.layout.partition_plan
-    assert worker.partitions.BYTES_PER_SAMPLE is worker.layout.BYTES_PER_SAMPLE

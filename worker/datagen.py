@@ -18,7 +18,7 @@ from typing import Callable
 
 import torch
 
-from worker.layout import BYTES_PER_SAMPLE, partition_plan, samples_per_partition  # noqa: F401 - re-exported
+from worker.layout import partition_plan
 from worker.partitions import IMAGE_SHAPE, Partition, save_partition
 
 HUBBLE_DISTANCE_MPC = 4282.7  # c / H0 with H0 = 70 km/s/Mpc

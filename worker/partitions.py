@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import TensorDataset
 
-from worker.layout import BYTES_PER_SAMPLE, IMAGE_SIZE, N_BANDS  # noqa: F401 - re-exported
+from worker.layout import IMAGE_SIZE, N_BANDS
 
 MIN_IMAGE_SIZE = 32  # the model's centre crop
 IMAGE_SHAPE = (N_BANDS, IMAGE_SIZE, IMAGE_SIZE)

@@ -6,11 +6,9 @@ import argparse
 
 from rich.console import Console
 
-from emulator import pipeline
-from emulator.cli import preflight
-from emulator.cli.job_args import add_job_arguments, add_local_run_arguments, job_config_from_args
-from emulator.cli.report import add_price_arguments, pricer_from_args, print_run
-from emulator.cli.run import load_checked_definition, progress_bar
+from emulator.cli.job_args import add_job_arguments, add_local_run_arguments
+from emulator.cli.local_job import LocalJob, progress_bar
+from emulator.cli.report import add_price_arguments
 from emulator.contracts import flags, job
 from emulator.contracts.errors import EXIT_FAILED
 from emulator.docker.engine import docker_client
@@ -60,29 +58,13 @@ def cmd_emulate(args: argparse.Namespace) -> int:
         err.print(f"removed {len(report.containers)} containers, {len(report.networks)} networks, "
                   f"{len(report.volumes)} volumes")
         return EXIT_FAILED if report.errors else 0
-    console = Console(width=None if Console().is_terminal else 140)
-    config = job_config_from_args(args, control_memory_mb=args.control_memory)
+    local = LocalJob.from_args(args, control_memory_mb=args.control_memory)
     network = NetworkConfig(nat=args.nat, workers_per_nat=args.workers_per_nat,
                             impairment=Impairment(latency_ms=args.latency_ms, loss_pct=args.loss))
-    definition = load_checked_definition(args.definition)
-    bill_of = pricer_from_args(args)
-    cache = args.data_cache or pipeline.DEFAULT_DATA_CACHE
-    preflight.check_fits(config, cache, dataset_cached=pipeline.dataset_is_cached(config, cache))
     with progress_bar(err) as bar:
-        task = bar.add_task(f"Map: {config.world_size} workers in containers", total=config.world_size)
-
-        def on_invocation(inv) -> None:
-            if inv.function == config.function_names()["worker"]:
-                bar.advance(task)
-
         result = run_emulated_job(
-            config, EmulatorOptions(network=network), runs_dir=args.runs_dir, data_cache=cache,
-            definition=definition, console=err, on_invocation=on_invocation,
+            local.config, EmulatorOptions(network=network), runs_dir=local.runs_dir, data_cache=local.data_cache,
+            definition=local.definition, console=err,
+            on_invocation=local.worker_progress(bar, f"Map: {local.config.world_size} workers in containers"),
         )
-    print_run(result.record, str(result.run_dir), bill_of(result.record), console)
-    for warning in result.warnings:
-        err.print(f"[yellow]warning:[/yellow] {warning}")
-    if result.status != "SUCCEEDED":
-        err.print(f"[red]execution {result.status}[/red]: {result.error or ''} {result.cause or ''}".strip())
-        return EXIT_FAILED
-    return 0
+    return local.finish(result, Console(width=None if Console().is_terminal else 140), err)

@@ -17,8 +17,7 @@ from pathlib import Path
 from emulator.contracts.errors import ConfigError, ResourceLimitError
 from emulator.contracts.job import JobConfig
 from emulator.contracts.units import format_size
-from worker.datagen import samples_per_partition
-from worker.partitions import BYTES_PER_SAMPLE
+from worker.layout import BYTES_PER_SAMPLE, samples_per_partition
 
 # Resident memory of one worker environment besides its partition: the runtime
 # client, torch and the model (Max Memory Used of a 1 MB-partition run on this

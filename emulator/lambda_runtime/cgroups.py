@@ -20,7 +20,6 @@ v2 ``memory.peak`` (Linux 5.19+; else ``memory.current`` sampled).
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 

@@ -49,7 +49,7 @@ from emulator.contracts.aws import (INIT_LIMIT_S, LAMBDA_EXIT_ERROR, LAMBDA_OUT_
                                     function_arn)
 from emulator.contracts.cloudwatch import init_report_line, init_start_line, log_group_name, log_stream_name, start_line
 from emulator.contracts.lambdas import FunctionConfig, LambdaFunctionError, platform_error
-from emulator.lambda_runtime.cgroups import MIB, SandboxCgroup, create_sandbox_cgroup
+from emulator.lambda_runtime.cgroups import SandboxCgroup, create_sandbox_cgroup
 from emulator.lambda_runtime.loglines import LineSplitter
 from emulator.lambda_runtime.runtime_api import Invocation, Outcome, RuntimeAPIServer
 from emulator.lambda_runtime.storage import EphemeralStorage
