@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from typing import Mapping
+
 from emulator.stepfunctions.errors import DefinitionError
+from emulator.stepfunctions.port import StateType, ValidationScope
 
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 S3_GET_OBJECT = "arn:aws:states:::s3:getObject"
@@ -13,21 +16,20 @@ S3_LIST_OBJECTS = "arn:aws:states:::s3:listObjectsV2"
 S3_PUT_OBJECT = "arn:aws:states:::s3:putObject"
 LAMBDA_ARN = re.compile(r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]+(:[A-Za-z0-9$_-]+)?$")
 
-_COMMON = {"Type", "Comment", "Next", "End", "InputPath", "OutputPath"}
-_FIELDS = {
-    "Task": _COMMON | {"Resource", "Parameters", "ResultSelector", "ResultPath", "Retry", "Catch",
-                       "TimeoutSeconds", "TimeoutSecondsPath", "HeartbeatSeconds", "HeartbeatSecondsPath"},
-    "Pass": _COMMON | {"Result", "ResultPath", "Parameters"},
-    "Choice": {"Type", "Comment", "InputPath", "OutputPath", "Choices", "Default"},
-    "Wait": _COMMON | {"Seconds", "SecondsPath", "Timestamp", "TimestampPath"},
-    "Succeed": {"Type", "Comment", "InputPath", "OutputPath"},
-    "Fail": {"Type", "Comment", "Error", "Cause", "ErrorPath", "CausePath"},
-    "Parallel": _COMMON | {"Branches", "Parameters", "ResultSelector", "ResultPath", "Retry", "Catch"},
-    "Map": _COMMON | {"ItemProcessor", "Iterator", "ItemsPath", "ItemReader", "ItemSelector", "Parameters",
-                      "ItemBatcher", "MaxConcurrency", "MaxConcurrencyPath", "ToleratedFailurePercentage",
-                      "ToleratedFailurePercentagePath", "ToleratedFailureCount", "ToleratedFailureCountPath",
-                      "ResultWriter", "ResultSelector", "ResultPath", "Retry", "Catch", "Label"},
-}
+_COMMON = frozenset({"Type", "Comment", "Next", "End", "InputPath", "OutputPath"})
+_RETRY = frozenset({"Retry", "Catch"})
+TASK_FIELDS = _COMMON | _RETRY | {"Resource", "Parameters", "ResultSelector", "ResultPath", "TimeoutSeconds",
+                                  "TimeoutSecondsPath", "HeartbeatSeconds", "HeartbeatSecondsPath"}
+PASS_FIELDS = _COMMON | {"Result", "ResultPath", "Parameters"}
+CHOICE_FIELDS = frozenset({"Type", "Comment", "InputPath", "OutputPath", "Choices", "Default"})
+WAIT_FIELDS = _COMMON | {"Seconds", "SecondsPath", "Timestamp", "TimestampPath"}
+SUCCEED_FIELDS = frozenset({"Type", "Comment", "InputPath", "OutputPath"})
+FAIL_FIELDS = frozenset({"Type", "Comment", "Error", "Cause", "ErrorPath", "CausePath"})
+PARALLEL_FIELDS = _COMMON | _RETRY | {"Branches", "Parameters", "ResultSelector", "ResultPath"}
+MAP_FIELDS = _COMMON | _RETRY | {"ItemProcessor", "Iterator", "ItemsPath", "ItemReader", "ItemSelector", "Parameters",
+                                 "ItemBatcher", "MaxConcurrency", "MaxConcurrencyPath", "ToleratedFailurePercentage",
+                                 "ToleratedFailurePercentagePath", "ToleratedFailureCount", "ToleratedFailureCountPath",
+                                 "ResultWriter", "ResultSelector", "ResultPath", "Label"}
 # Recognised AWS features this engine does not run: named so the error is explicit.
 _UNSUPPORTED = {
     "QueryLanguage": "JSONata is not supported; use the JSONPath query language",
@@ -38,11 +40,23 @@ _UNSUPPORTED = {
 }
 
 
+class _Scope:
+    """The states of one (sub-)machine, for validators (see ``port.ValidationScope``)."""
+
+    def __init__(self, states: Mapping[str, Any], types: Mapping[str, StateType], language: str) -> None:
+        self.states = states
+        self.types = types
+        self.language = language
+
+    def validate_machine(self, machine: Any, where: str, language: str) -> None:
+        validate_machine(machine, self.types, where)
+
+
 def _err(state: str, field: str, why: str) -> DefinitionError:
     return DefinitionError(f"state {state!r}: field {field!r}: {why}")
 
 
-def validate_machine(machine: Any, where: str = "the state machine") -> None:
+def validate_machine(machine: Any, types: Mapping[str, StateType], where: str = "the state machine") -> None:
     """Validate a top-level definition or a nested Branch/ItemProcessor.
 
     Raises:
@@ -62,8 +76,9 @@ def validate_machine(machine: Any, where: str = "the state machine") -> None:
     timeout = machine.get("TimeoutSeconds")
     if timeout is not None and (not isinstance(timeout, int) or timeout <= 0):
         raise DefinitionError(f"{where}: field 'TimeoutSeconds' must be a positive integer")
+    scope = _Scope(states, types, "JSONPath")
     for name, state in states.items():
-        _validate_state(name, state, states)
+        _validate_state(name, state, scope)
 
 
 def _check_next(name: str, state: dict, states: dict) -> None:
@@ -99,53 +114,68 @@ def _validate_retry_catch(name: str, state: dict, states: dict) -> None:
             raise _err(name, field, f"'Next' {catcher.get('Next')!r} is not a state in this scope")
 
 
-def _validate_state(name: str, state: Any, states: dict) -> None:
+def _validate_state(name: str, state: Any, scope: _Scope) -> None:
     if not isinstance(state, dict):
         raise _err(name, "Type", "a state must be a JSON object")
     kind = state.get("Type")
-    if kind not in _FIELDS:
-        raise _err(name, "Type", f"{kind!r} is not a state type this engine runs ({', '.join(_FIELDS)})")
+    state_type = scope.types.get(kind) if isinstance(kind, str) else None
+    if state_type is None:
+        raise _err(name, "Type", f"{kind!r} is not a state type this engine runs ({', '.join(scope.types)})")
+    allowed = state_type.fields[scope.language]
     for field in state:
         if field in _UNSUPPORTED:
             raise _err(name, field, _UNSUPPORTED[field])
-        if field not in _FIELDS[kind]:
+        if field not in allowed:
             raise _err(name, field, f"not a field of a {kind} state")
-    if kind not in ("Choice", "Succeed", "Fail"):
-        _check_next(name, state, states)
-    if kind in ("Task", "Parallel", "Map"):
-        _validate_retry_catch(name, state, states)
-    if kind == "Task":
-        resource = state.get("Resource")
-        if resource != LAMBDA_INVOKE and not (isinstance(resource, str) and LAMBDA_ARN.match(resource)):
-            raise _err(name, "Resource", f"{resource!r} is not supported; use {LAMBDA_INVOKE} or a Lambda function ARN")
-        if resource == LAMBDA_INVOKE:
-            params = state.get("Parameters") or {}
-            if "FunctionName" not in params and "FunctionName.$" not in params:
-                raise _err(name, "Parameters", f"{LAMBDA_INVOKE} needs 'FunctionName'")
-    elif kind == "Choice":
-        choices = state.get("Choices")
-        if not isinstance(choices, list) or not choices:
-            raise _err(name, "Choices", "must be a non-empty list of rules")
-        for i, rule in enumerate(choices):
-            if rule.get("Next") not in states:
-                raise _err(name, f"Choices[{i}]", f"'Next' {rule.get('Next')!r} is not a state in this scope")
-        if "Default" in state and state["Default"] not in states:
-            raise _err(name, "Default", f"{state['Default']!r} is not a state in this scope")
-    elif kind == "Wait":
-        given = [f for f in ("Seconds", "SecondsPath", "Timestamp", "TimestampPath") if f in state]
-        if len(given) != 1:
-            raise _err(name, "Seconds", "a Wait state needs exactly one of Seconds, SecondsPath, Timestamp, TimestampPath")
-    elif kind == "Parallel":
-        branches = state.get("Branches")
-        if not isinstance(branches, list) or not branches:
-            raise _err(name, "Branches", "must be a non-empty list of state machines")
-        for i, branch in enumerate(branches):
-            validate_machine(branch, f"state {name!r} Branches[{i}]")
-    elif kind == "Map":
-        _validate_map(name, state)
+    if "Next" in allowed:
+        _check_next(name, state, scope.states)
+    if "Retry" in allowed:
+        _validate_retry_catch(name, state, scope.states)
+    if state_type.validator is not None:
+        state_type.validator(name, state, scope)
 
 
-def _validate_map(name: str, state: dict) -> None:
+def validate_task(name: str, state: dict[str, Any], scope: ValidationScope) -> None:
+    """A Task's Resource is one this engine runs; lambda:invoke names its function."""
+    resource = state.get("Resource")
+    if resource != LAMBDA_INVOKE and not (isinstance(resource, str) and LAMBDA_ARN.match(resource)):
+        raise _err(name, "Resource", f"{resource!r} is not supported; use {LAMBDA_INVOKE} or a Lambda function ARN")
+    if resource == LAMBDA_INVOKE:
+        params = state.get("Parameters") or {}
+        if "FunctionName" not in params and "FunctionName.$" not in params:
+            raise _err(name, "Parameters", f"{LAMBDA_INVOKE} needs 'FunctionName'")
+
+
+def validate_choice(name: str, state: dict[str, Any], scope: ValidationScope) -> None:
+    """A Choice has rules, each naming a state of its scope."""
+    choices = state.get("Choices")
+    if not isinstance(choices, list) or not choices:
+        raise _err(name, "Choices", "must be a non-empty list of rules")
+    for i, rule in enumerate(choices):
+        if not isinstance(rule, dict) or rule.get("Next") not in scope.states:
+            raise _err(name, f"Choices[{i}]", f"'Next' {rule.get('Next') if isinstance(rule, dict) else rule!r} is not a state in this scope")
+    if "Default" in state and state["Default"] not in scope.states:
+        raise _err(name, "Default", f"{state['Default']!r} is not a state in this scope")
+
+
+def validate_wait(name: str, state: dict[str, Any], scope: ValidationScope) -> None:
+    """A Wait has exactly one duration field."""
+    given = [f for f in ("Seconds", "SecondsPath", "Timestamp", "TimestampPath") if f in state]
+    if len(given) != 1:
+        raise _err(name, "Seconds", "a Wait state needs exactly one of Seconds, SecondsPath, Timestamp, TimestampPath")
+
+
+def validate_parallel(name: str, state: dict[str, Any], scope: ValidationScope) -> None:
+    """A Parallel has branches, each a valid state machine."""
+    branches = state.get("Branches")
+    if not isinstance(branches, list) or not branches:
+        raise _err(name, "Branches", "must be a non-empty list of state machines")
+    for i, branch in enumerate(branches):
+        scope.validate_machine(branch, f"state {name!r} Branches[{i}]", scope.language)
+
+
+def validate_map(name: str, state: dict[str, Any], scope: ValidationScope) -> None:
+    """A Map's processor, mode, reader, writer and thresholds."""
     processor = state.get("ItemProcessor", state.get("Iterator"))
     if processor is None:
         raise _err(name, "ItemProcessor", "missing")
@@ -156,7 +186,7 @@ def _validate_map(name: str, state: dict) -> None:
     if execution_type not in ("STANDARD", "EXPRESS"):
         raise _err(name, "ProcessorConfig.ExecutionType", f"{execution_type!r} must be STANDARD or EXPRESS")
     inner = {k: v for k, v in processor.items() if k != "ProcessorConfig"}
-    validate_machine(inner, f"state {name!r} ItemProcessor")
+    scope.validate_machine(inner, f"state {name!r} ItemProcessor", scope.language)
     for field in ("ItemReader", "ResultWriter", "ItemBatcher", "ToleratedFailurePercentage", "ToleratedFailureCount",
                   "ToleratedFailurePercentagePath", "ToleratedFailureCountPath", "Label"):
         if field in state and mode != "DISTRIBUTED":

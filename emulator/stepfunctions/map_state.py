@@ -8,16 +8,16 @@ import json
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from datetime import datetime, timezone
+from typing import Any
 
 from emulator.contracts import aws
 from emulator.stepfunctions import errors as E
 from emulator.stepfunctions.definition import S3_GET_OBJECT, S3_LIST_OBJECTS
-from emulator.stepfunctions.history import History, as_json
-from emulator.stepfunctions.paths import evaluate, resolve_template
-
-if TYPE_CHECKING:
-    from emulator.stepfunctions.engine import Execution
+from emulator.stepfunctions.history import as_json
+from emulator.stepfunctions.paths import evaluate
+from emulator.stepfunctions.port import ExecutionPort, Outcome, Step
+from emulator.stepfunctions.templates import resolve_template
 
 DISTRIBUTED_MAX_CONCURRENCY = 10_000  # AWS's cap on concurrent child executions
 
@@ -33,7 +33,7 @@ def _number(state: dict, field: str, data: Any, ctx: dict, default: float | None
     return default
 
 
-def read_items(execution: "Execution", name: str, state: dict, data: Any, ctx: dict) -> list[Any]:
+def read_items(execution: ExecutionPort, name: str, state: dict, data: Any, ctx: dict) -> list[Any]:
     """The Map's items: from ItemReader (S3) or from ItemsPath in the input."""
     reader = state.get("ItemReader")
     if reader is None:
@@ -97,7 +97,7 @@ def batch_items(state: dict, items: list[Any], data: Any, ctx: dict) -> list[Any
     return out
 
 
-def run_map(execution: "Execution", name: str, state: dict, data: Any, ctx: dict) -> Any:
+def run_map(execution: ExecutionPort, name: str, state: dict, data: Any, ctx: dict) -> Any:
     """Run the Map; returns the list of child outputs, or the ResultWriter details."""
     processor = state.get("ItemProcessor", state.get("Iterator"))
     config = processor.get("ProcessorConfig") or {}
@@ -120,7 +120,7 @@ def run_map(execution: "Execution", name: str, state: dict, data: Any, ctx: dict
     return _run_inline(execution, name, machine, inputs, workers)
 
 
-def _run_inline(execution: "Execution", name: str, machine: dict, inputs: list[Any], workers: int) -> list[Any]:
+def _run_inline(execution: ExecutionPort, name: str, machine: dict, inputs: list[Any], workers: int) -> list[Any]:
     results: list[Any] = [None] * len(inputs)
     failure: list[E.StatesError] = []
 
@@ -143,7 +143,7 @@ def _run_inline(execution: "Execution", name: str, machine: dict, inputs: list[A
     return results
 
 
-def _run_pool(run: Any, count: int, workers: int, execution: "Execution") -> None:
+def _run_pool(run: Any, count: int, workers: int, execution: ExecutionPort) -> None:
     stopped: list[BaseException] = []
 
     def guarded(index: int) -> None:
@@ -158,11 +158,11 @@ def _run_pool(run: Any, count: int, workers: int, execution: "Execution") -> Non
         raise stopped[0]
 
 
-def _run_distributed(execution: "Execution", name: str, state: dict, machine: dict, inputs: list[Any],
+def _run_distributed(execution: ExecutionPort, name: str, state: dict, machine: dict, inputs: list[Any],
                      workers: int, data: Any, ctx: dict) -> Any:
     run_id = str(uuid.uuid4())
     label = state.get("Label", name)
-    map_run_arn = aws.map_run_arn(execution.machine.name, label, run_id)
+    map_run_arn = aws.map_run_arn(execution.machine_name, label, run_id)
     execution.history.add("MapRunStarted", {"mapRunArn": map_run_arn})
     tolerated_pct = _number(state, "ToleratedFailurePercentage", data, ctx, None)
     tolerated_count = _number(state, "ToleratedFailureCount", data, ctx, None)
@@ -181,36 +181,25 @@ def _run_distributed(execution: "Execution", name: str, state: dict, machine: di
         return bool(over_pct or over_count)
 
     def run_child(index: int) -> None:
-        from emulator.stepfunctions.engine import Execution
-
         child_name = str(uuid.uuid4())
         with lock:
             abort = exceeded(counts["failed"])
         if abort or execution.stop.is_set():
             children[index] = {"index": index, "name": child_name, "status": "ABORTED", "input": inputs[index]}
             return
-        child = Execution(execution.machine, inputs[index], invoker=execution.invoker, s3_client=execution.s3,
-                          name=child_name, history=History(clock=execution.clock), clock=execution.clock,
-                          rng=execution.rng, stop=execution.stop, definition=machine,
-                          arn=aws.execution_arn(f"{execution.machine.name}/{label}", child_name))
-        child.deadline = execution.deadline
-        start = execution.clock.now()
+        child = execution.spawn_child(machine, inputs[index], name=child_name,
+                                      arn=aws.execution_arn(f"{execution.machine_name}/{label}", child_name),
+                                      item={"Index": index, "Value": inputs[index]})
         record: dict[str, Any] = {"index": index, "name": child_name, "execution_arn": child.arn,
-                                  "input": inputs[index], "start": start}
-        child.history.add("ExecutionStarted", {"input": as_json(inputs[index])})
-        try:
-            output = child.run_machine(machine, inputs[index], {"Index": index, "Value": inputs[index]})
-            child.history.add("ExecutionSucceeded", {"output": as_json(output)})
-            record.update(status="SUCCEEDED", output=output)
-            with lock:
-                counts["succeeded"] += 1
-        except E.StatesError as exc:
-            child.history.add("ExecutionFailed", {"error": exc.error, "cause": exc.cause})
-            record.update(status="FAILED", error=exc.error, cause=exc.cause)
-            with lock:
-                counts["failed"] += 1
-        record["stop"] = execution.clock.now()
-        record["history"] = child.history.events
+                                  "input": inputs[index], "start": child.start, "status": child.status}
+        if child.status == "SUCCEEDED":
+            record["output"] = child.output
+        else:
+            record.update(error=child.error, cause=child.cause)
+        with lock:
+            counts["succeeded" if child.status == "SUCCEEDED" else "failed"] += 1
+        record["stop"] = child.stop
+        record["history"] = child.history
         children[index] = record
 
     _run_pool(run_child, total, workers, execution)
@@ -219,8 +208,7 @@ def _run_distributed(execution: "Execution", name: str, state: dict, machine: di
                    "aborted": item_counts["ABORTED"], "pending": 0, "running": 0, "timedOut": 0, "resultsWritten": 0}
     run_record: dict[str, Any] = {"map_run_arn": map_run_arn, "state": name, "item_counts": item_counts,
                                   "max_concurrency": workers, "children": children}
-    with execution._map_lock:
-        execution.map_runs.append(run_record)
+    execution.record_map_run(run_record)
     writer = state.get("ResultWriter")
     writer_output = None
     if writer is not None:
@@ -242,7 +230,7 @@ def _run_distributed(execution: "Execution", name: str, state: dict, machine: di
     return [c.get("output") for c in children]
 
 
-def _write_results(execution: "Execution", name: str, writer: dict, map_run_arn: str, run_id: str,
+def _write_results(execution: ExecutionPort, name: str, writer: dict, map_run_arn: str, run_id: str,
                    children: list[dict[str, Any]], data: Any, ctx: dict) -> dict[str, Any]:
     """ResultWriter: ``<Prefix>/<run id>/manifest.json`` and SUCCEEDED_0 / FAILED_0 / PENDING_0 files."""
     if execution.s3 is None:
@@ -250,7 +238,6 @@ def _write_results(execution: "Execution", name: str, writer: dict, map_run_arn:
     params = resolve_template(writer.get("Parameters", {}), data, ctx)
     bucket, prefix = params.get("Bucket"), str(params.get("Prefix", "")).rstrip("/")
     base = f"{prefix}/{run_id}" if prefix else run_id
-    from datetime import datetime, timezone
 
     def iso(ts: float | None) -> str | None:
         return datetime.fromtimestamp(ts, timezone.utc).isoformat() if ts is not None else None
@@ -262,7 +249,7 @@ def _write_results(execution: "Execution", name: str, writer: dict, map_run_arn:
             "ExecutionArn": child.get("execution_arn"), "Input": as_json(child["input"]),
             "InputDetails": {"Included": True}, "Name": child["name"], "RedriveCount": 0,
             "RedriveStatus": "NOT_REDRIVABLE", "StartDate": iso(child.get("start")),
-            "StateMachineArn": execution.machine.arn, "Status": child["status"], "StopDate": iso(child.get("stop")),
+            "StateMachineArn": execution.machine_arn, "Status": child["status"], "StopDate": iso(child.get("stop")),
         }
         if status == "SUCCEEDED":
             entry.update(Output=as_json(child.get("output")), OutputDetails={"Included": True})
@@ -283,3 +270,8 @@ def _write_results(execution: "Execution", name: str, writer: dict, map_run_arn:
     except Exception as exc:  # noqa: BLE001 - any S3 failure is a ResultWriter failure
         raise E.StatesError(E.RESULT_WRITER_FAILED, f"state {name!r}: could not write results to s3://{bucket}/{base}: {exc}") from exc
     return {"MapRunArn": map_run_arn, "ResultWriterDetails": {"Bucket": bucket, "Key": f"{base}/manifest.json"}}
+
+
+def run_map_state(execution: ExecutionPort, step: Step) -> Outcome:
+    """The Map runner of the state table."""
+    return Outcome(run_map(execution, step.name, step.state, step.input, step.ctx))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import re
 from typing import Any
 
@@ -93,8 +94,6 @@ def is_path_value_present(path: str, data: Any) -> bool:
 
 
 def _short(value: Any) -> str:
-    import json
-
     text = json.dumps(value, default=str)
     return text if len(text) <= 300 else text[:300] + "..."
 
@@ -129,22 +128,3 @@ def apply_result_path(result_path: str | None, state_input: Any, result: Any) ->
     last_kind, last = steps[-1]
     node[last] = result
     return out
-
-
-def resolve_template(template: Any, data: Any, context: Any) -> Any:
-    """Parameters / ResultSelector / ItemSelector: fields ending ``.$`` are paths or intrinsics."""
-    from emulator.stepfunctions.intrinsics import call_intrinsic, is_intrinsic
-
-    if isinstance(template, dict):
-        out = {}
-        for key, value in template.items():
-            if key.endswith(".$"):
-                if not isinstance(value, str):
-                    raise StatesError(RUNTIME, f"field {key!r} must hold a path or intrinsic function string")
-                out[key[:-2]] = call_intrinsic(value, data, context) if is_intrinsic(value) else evaluate(value, data, context)
-            else:
-                out[key] = resolve_template(value, data, context)
-        return out
-    if isinstance(template, list):
-        return [resolve_template(v, data, context) for v in template]
-    return copy.deepcopy(template)

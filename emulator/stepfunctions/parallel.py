@@ -1,0 +1,46 @@
+"""The Parallel state's runner.
+
+Rules (https://docs.aws.amazon.com/step-functions/latest/dg/state-parallel.html): every
+branch gets the same input (the state's arguments) and runs in its own variable scope;
+the result is the array of branch outputs in branch order; when a branch fails, the state
+fails with that error and the other branches are stopped.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from emulator.stepfunctions import errors as E
+from emulator.stepfunctions.port import ExecutionPort, Outcome, Step
+
+
+def run_parallel(execution: ExecutionPort, step: Step) -> Outcome:
+    """Run the branches concurrently; their outputs in order."""
+    branch_input = step.lang.arguments(step)
+    branches = step.state["Branches"]
+    execution.history.add("ParallelStateStarted")
+    results: list[Any] = [None] * len(branches)
+    failures: list[E.StatesError] = []
+    stopped: list[E.ExecutionStopped] = []
+
+    def run(i: int, branch: dict) -> None:
+        try:
+            results[i] = execution.run_machine(branch, branch_input, None, step.variables)
+        except E.StatesError as exc:
+            failures.append(exc)
+        except E.ExecutionStopped as exc:
+            stopped.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i, b), daemon=True) for i, b in enumerate(branches)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if stopped:
+        raise stopped[0]
+    if failures:
+        execution.history.add("ParallelStateFailed", {"error": failures[0].error, "cause": failures[0].cause})
+        raise failures[0]
+    execution.history.add("ParallelStateSucceeded")
+    return Outcome(results)

@@ -1,0 +1,29 @@
+"""The state table: each state type's runner, fields and validator.
+
+Adding a state type is one runner (a function ``(ExecutionPort, Step) -> Outcome``) and one
+entry here. Fields per type: https://docs.aws.amazon.com/step-functions/latest/dg/statemachine-structure.html
+and each state's page.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from emulator.stepfunctions import definition as D
+from emulator.stepfunctions.dataflow import JSONPATH
+from emulator.stepfunctions.flow import run_choice, run_fail, run_pass, run_succeed, run_wait
+from emulator.stepfunctions.map_state import run_map_state
+from emulator.stepfunctions.parallel import run_parallel
+from emulator.stepfunctions.port import StateType
+from emulator.stepfunctions.task import run_task
+
+STATE_TYPES: Mapping[str, StateType] = {
+    "Task": StateType(run_task, {JSONPATH: D.TASK_FIELDS}, D.validate_task),
+    "Pass": StateType(run_pass, {JSONPATH: D.PASS_FIELDS}),
+    "Choice": StateType(run_choice, {JSONPATH: D.CHOICE_FIELDS}, D.validate_choice, shapes_result=False),
+    "Wait": StateType(run_wait, {JSONPATH: D.WAIT_FIELDS}, D.validate_wait, shapes_result=False),
+    "Succeed": StateType(run_succeed, {JSONPATH: D.SUCCEED_FIELDS}, shapes_result=False),
+    "Fail": StateType(run_fail, {JSONPATH: D.FAIL_FIELDS}, shapes_result=False),
+    "Parallel": StateType(run_parallel, {JSONPATH: D.PARALLEL_FIELDS}, D.validate_parallel),
+    "Map": StateType(run_map_state, {JSONPATH: D.MAP_FIELDS}, D.validate_map),
+}
