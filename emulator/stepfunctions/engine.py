@@ -89,7 +89,7 @@ class StateMachine:
                 rng: random.Random | None = None) -> ExecutionResult:
         """Run one execution to its end and return the result (never raises for runtime errors)."""
         execution = Execution(self, input, invoker=invoker, s3_client=s3_client, name=name or str(uuid.uuid4()),
-                              history=History(on_event, clock), clock=clock or RealClock(), rng=rng or random.Random())
+                              history=History(on_event, clock, aws.MAX_HISTORY_EVENTS), clock=clock or RealClock(), rng=rng or random.Random())
         return execution.run()
 
 
@@ -145,17 +145,17 @@ class Execution:
             self.stop.set()  # running states unwind at their next step
             result.status, result.error = "TIMED_OUT", E.TIMEOUT
             result.cause = f"The execution ran longer than its TimeoutSeconds ({timeout} s)"
-            self.history.add("ExecutionTimedOut", {"error": result.error, "cause": result.cause})
+            self.history.add("ExecutionTimedOut", {"error": result.error, "cause": result.cause}, final=True)
         elif "error" in outcome:
             exc = outcome["error"]
             result.status, result.error, result.cause = "FAILED", exc.error, exc.cause
-            self.history.add("ExecutionFailed", {"error": exc.error, "cause": exc.cause})
+            self.history.add("ExecutionFailed", {"error": exc.error, "cause": exc.cause}, final=True)
         elif "stopped" in outcome:
             result.status = "ABORTED"
-            self.history.add("ExecutionAborted", {})
+            self.history.add("ExecutionAborted", {}, final=True)
         else:
             result.output = outcome["output"]
-            self.history.add("ExecutionSucceeded", {"output": as_json(result.output)})
+            self.history.add("ExecutionSucceeded", {"output": as_json(result.output)}, final=True)
         result.stop = self.clock.now()
         result.history = list(self.history.events)
         result.map_runs = list(self.map_runs)
@@ -186,16 +186,16 @@ class Execution:
                     variables: Scope | None = None) -> ChildRun:
         """Run a Distributed Map child execution with its own history; ExecutionStopped propagates."""
         child = Execution(self.machine, data, invoker=self.invoker, s3_client=self.s3, name=name,
-                          history=History(clock=self.clock), clock=self.clock, rng=self.rng, stop=self.stop,
+                          history=History(clock=self.clock, max_events=aws.MAX_HISTORY_EVENTS), clock=self.clock, rng=self.rng, stop=self.stop,
                           definition=machine, arn=arn)
         child.deadline = self.deadline
         run = ChildRun(name=name, arn=arn, status="SUCCEEDED", start=self.clock.now(), history=child.history.events)
         child.history.add("ExecutionStarted", {"input": as_json(data)})
         try:
             run.output = child.run_machine(machine, data, item, variables or Scope())
-            child.history.add("ExecutionSucceeded", {"output": as_json(run.output)})
+            child.history.add("ExecutionSucceeded", {"output": as_json(run.output)}, final=True)
         except E.StatesError as exc:
-            child.history.add("ExecutionFailed", {"error": exc.error, "cause": exc.cause})
+            child.history.add("ExecutionFailed", {"error": exc.error, "cause": exc.cause}, final=True)
             run.status, run.error, run.cause = "FAILED", exc.error, exc.cause
         run.stop = self.clock.now()
         return run
