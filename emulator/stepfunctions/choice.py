@@ -36,21 +36,21 @@ def _is_numeric(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def evaluate_rule(rule: dict[str, Any], data: Any, context: Any) -> bool:
+def evaluate_rule(rule: dict[str, Any], data: Any, context: Any, variables: Any = None) -> bool:
     """Whether a Choice rule (top-level or nested) holds for ``data``."""
     if "And" in rule:
-        return all(evaluate_rule(r, data, context) for r in rule["And"])
+        return all(evaluate_rule(r, data, context, variables) for r in rule["And"])
     if "Or" in rule:
-        return any(evaluate_rule(r, data, context) for r in rule["Or"])
+        return any(evaluate_rule(r, data, context, variables) for r in rule["Or"])
     if "Not" in rule:
-        return not evaluate_rule(rule["Not"], data, context)
+        return not evaluate_rule(rule["Not"], data, context, variables)
     variable = rule.get("Variable")
     operator = next((k for k in rule if k in OPERATORS), None)
     if variable is None or operator is None:
         raise StatesError(RUNTIME, f"Choice rule {rule} has no Variable or no comparison operator")
     if operator == "IsPresent":
-        return is_path_value_present(variable, data) == rule[operator]
-    value = evaluate(variable, data, context)
+        return is_path_value_present(variable, data, context, variables) == rule[operator]
+    value = evaluate(variable, data, context, variables)
     expected = rule[operator]
     if operator == "IsNull":
         return (value is None) == expected
@@ -67,7 +67,7 @@ def evaluate_rule(rule: dict[str, Any], data: Any, context: Any) -> bool:
         pattern = re.sub(r"([\[\]?])", r"[\1]", expected.replace("\\*", "\0")).replace("\0", "[*]")
         return isinstance(value, str) and fnmatch.fnmatchcase(value, pattern)
     if operator.endswith("Path"):
-        expected = evaluate(expected, data, context)
+        expected = evaluate(expected, data, context, variables)
         operator = operator[:-4]
     if operator == "BooleanEquals":
         return isinstance(value, bool) and value == expected

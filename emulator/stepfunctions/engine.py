@@ -21,7 +21,8 @@ from emulator.contracts import aws
 from emulator.contracts.lambdas import LambdaInvoker
 from emulator.stepfunctions import errors as E
 from emulator.stepfunctions.clock import RealClock
-from emulator.stepfunctions.dataflow import JSONPATH, LANGUAGES
+from emulator.stepfunctions.dataflow import (JSONPATH, LANGUAGES, MAX_EXECUTION_VARIABLE_BYTES, check_assignments,
+                                             check_payload)
 from emulator.stepfunctions.definition import validate_machine
 from emulator.stepfunctions.history import History, as_json
 from emulator.stepfunctions.port import ChildRun, Step
@@ -131,7 +132,8 @@ class Execution:
 
         def body() -> None:
             try:
-                outcome["output"] = self.run_machine(self.definition, self.input, None, Scope())
+                check_payload(self.input, "execution input")
+                outcome["output"] = self.run_machine(self.definition, self.input)
             except E.StatesError as exc:
                 outcome["error"] = exc
             except E.ExecutionStopped as exc:
@@ -144,12 +146,11 @@ class Execution:
         if worker.is_alive() or outcome.get("stopped") == "timeout":
             self.stop.set()  # running states unwind at their next step
             result.status, result.error = "TIMED_OUT", E.TIMEOUT
-            result.cause = f"The execution ran longer than its TimeoutSeconds ({timeout} s)"
-            self.history.add("ExecutionTimedOut", {"error": result.error, "cause": result.cause}, final=True)
+            self.history.add("ExecutionTimedOut", {"error": result.error}, final=True)
         elif "error" in outcome:
             exc = outcome["error"]
             result.status, result.error, result.cause = "FAILED", exc.error, exc.cause
-            self.history.add("ExecutionFailed", {"error": exc.error, "cause": exc.cause}, final=True)
+            self.history.add("ExecutionFailed", _error_details(exc), final=True)
         elif "stopped" in outcome:
             result.status = "ABORTED"
             self.history.add("ExecutionAborted", {}, final=True)
@@ -183,8 +184,11 @@ class Execution:
             self.map_runs.append(record)
 
     def spawn_child(self, machine: dict[str, Any], data: Any, *, name: str, arn: str, item: dict[str, Any],
-                    variables: Scope | None = None) -> ChildRun:
-        """Run a Distributed Map child execution with its own history; ExecutionStopped propagates."""
+                    parent: Step | None = None) -> ChildRun:
+        """Run a Distributed Map child execution with its own history and no outer variables.
+
+        ExecutionStopped propagates.
+        """
         child = Execution(self.machine, data, invoker=self.invoker, s3_client=self.s3, name=name,
                           history=History(clock=self.clock, max_events=aws.MAX_HISTORY_EVENTS), clock=self.clock, rng=self.rng, stop=self.stop,
                           definition=machine, arn=arn)
@@ -192,10 +196,11 @@ class Execution:
         run = ChildRun(name=name, arn=arn, status="SUCCEEDED", start=self.clock.now(), history=child.history.events)
         child.history.add("ExecutionStarted", {"input": as_json(data)})
         try:
-            run.output = child.run_machine(machine, data, item, variables or Scope())
+            language = parent.lang.name if parent is not None else JSONPATH
+            run.output = child._run_states(machine, data, item, Scope(), language)
             child.history.add("ExecutionSucceeded", {"output": as_json(run.output)}, final=True)
         except E.StatesError as exc:
-            child.history.add("ExecutionFailed", {"error": exc.error, "cause": exc.cause}, final=True)
+            child.history.add("ExecutionFailed", _error_details(exc), final=True)
             run.status, run.error, run.cause = "FAILED", exc.error, exc.cause
         run.stop = self.clock.now()
         return run
@@ -203,8 +208,8 @@ class Execution:
     def context(self, state_name: str, entered: float, retry_count: int = 0, item: dict | None = None) -> dict[str, Any]:
         """The context object (``$$``)."""
         ctx: dict[str, Any] = {
-            "Execution": {"Id": self.arn, "Name": self.name, "Input": self.input,
-                          "StartTime": _iso(self.start_time), "RoleArn": aws.role_arn("lambdatwin")},
+            "Execution": {"Id": self.arn, "Name": self.name, "Input": self.input, "StartTime": _iso(self.start_time),
+                          "RoleArn": aws.role_arn("lambdatwin"), "RedriveCount": 0},
             "State": {"Name": state_name, "EnteredTime": _iso(entered), "RetryCount": retry_count},
             "StateMachine": {"Id": self.machine.arn, "Name": self.machine.name},
         }
@@ -214,23 +219,27 @@ class Execution:
 
     # -- interpretation ---------------------------------------------------------
     def run_machine(self, machine: dict[str, Any], data: Any, item: dict | None = None,
-                    variables: Scope | None = None) -> Any:
+                    parent: Step | None = None) -> Any:
         """Run a (sub-)machine from StartAt to a terminal state, in an inner variable scope; returns its output."""
-        scope = variables.child() if variables is not None else Scope()
+        scope = parent.variables.child() if parent is not None else Scope()
+        language = parent.lang.name if parent is not None else self.definition.get("QueryLanguage", JSONPATH)
+        return self._run_states(machine, data, item, scope, language)
+
+    def _run_states(self, machine: dict[str, Any], data: Any, item: dict | None, scope: Scope, language: str) -> Any:
         name = machine["StartAt"]
         states = machine["States"]
         while True:
             self.check_running()
-            data, name = self.run_state(name, states[name], data, item, scope)
+            data, name = self.run_state(name, states[name], data, item, scope, language)
             if name is None:
                 return data
 
     def run_state(self, name: str, state: dict[str, Any], raw: Any, item: dict | None,
-                  variables: Scope) -> tuple[Any, str | None]:
+                  variables: Scope, language: str = JSONPATH) -> tuple[Any, str | None]:
         """Run one state with its Retry and Catch; returns (output, next state name or None at the end)."""
         kind = state["Type"]
         state_type = STATE_TYPES[kind]
-        lang = LANGUAGES[JSONPATH]
+        lang = LANGUAGES[state.get("QueryLanguage", language)]
         entered = self.clock.now()
         self.history.add(f"{kind}StateEntered", {"name": name, "input": as_json(raw)})
         counter = RetryCounter(retriers_of(state))
@@ -240,7 +249,11 @@ class Execution:
             try:
                 step.input = lang.effective_input(step)
                 outcome = state_type.runner(self, step)
+                if outcome.overrides:
+                    step.state = {**state, **outcome.overrides}
                 output = lang.shape(step, outcome.result, state_type.shapes_result)
+                assigned = lang.assignments(step, step.state.get("Assign"), outcome.result, state_type.shapes_result)
+                check_payload(output, f"output of state {name!r}")
                 if outcome.chooses_next:
                     nxt = outcome.next
                 break
@@ -249,14 +262,30 @@ class Execution:
                 if delay is not None:
                     self.sleep(delay)
                     continue
+                if kind in ("Parallel", "Map"):
+                    self.history.add(f"{kind}StateFailed", _error_details(exc))
                 catcher = find_catcher(state, exc.error)
                 if catcher is None:
                     raise
-                output, nxt = lang.caught(step, catcher, exc.error, exc.cause), catcher["Next"]
+                step.state = state
+                error_output = {"Error": exc.error, "Cause": exc.cause}
+                output = lang.caught(step, catcher, error_output)
+                assigned = lang.caught_assignments(step, catcher, error_output)
+                nxt = catcher["Next"]
                 break
+        check_assignments(assigned, name)
+        variables.assign(assigned)
+        if variables.total_size() > MAX_EXECUTION_VARIABLE_BYTES:
+            raise E.StatesError(E.DATA_LIMIT_EXCEEDED, f"State {name!r}: the execution's variables exceed "
+                                                       f"{MAX_EXECUTION_VARIABLE_BYTES} bytes")
         self.history.add(f"{kind}StateExited", {"name": name, "output": as_json(output)})
         return output, nxt
 
 
+def _error_details(exc: E.StatesError) -> dict[str, Any]:
+    return {k: v for k, v in (("error", exc.error), ("cause", exc.cause)) if v}
+
+
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
+    """A context-object timestamp: ISO 8601 in UTC with milliseconds (``2024-01-01T00:00:00.000Z``)."""
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -21,8 +21,8 @@ class DefinitionError(ValueError):
 class StatesError(Exception):
     """A runtime error as Step Functions names it (``States.Runtime``, a Lambda errorType ...)."""
 
-    def __init__(self, error: str, cause: str = "") -> None:
-        super().__init__(f"{error}: {cause}" if cause else error)
+    def __init__(self, error: str | None, cause: str | None = "") -> None:
+        super().__init__(f"{error}: {cause}" if cause else str(error))
         self.error = error
         self.cause = cause
 
@@ -43,15 +43,16 @@ RESULT_WRITER_FAILED = "States.ResultWriterFailed"
 EXCEED_TOLERATED = "States.ExceedToleratedFailureThreshold"
 BRANCH_FAILED = "States.BranchFailed"
 DATA_LIMIT_EXCEEDED = aws.STATES_DATA_LIMIT_EXCEEDED
+QUERY_EVALUATION_ERROR = "States.QueryEvaluationError"
 # Not matched by States.ALL or States.TaskFailed.
 TERMINAL = {RUNTIME, DATA_LIMIT_EXCEEDED}
 # AWS's cause when a Standard execution's history reaches its quota.
 HISTORY_LIMIT_CAUSE = f"The execution reached the maximum number of history events ({aws.MAX_HISTORY_EVENTS})."
 
 
-def matches(error_equals: list[str], error: str) -> bool:
+def matches(error_equals: list[str], error: str | None) -> bool:
     """Whether a Retrier/Catcher's ErrorEquals matches ``error``."""
-    if error == RUNTIME:
+    if error == RUNTIME or error is None:
         return False
     for name in error_equals:
         if name == error:

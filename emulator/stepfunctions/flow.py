@@ -2,8 +2,10 @@
 
 Rules: https://docs.aws.amazon.com/step-functions/latest/dg/state-pass.html (``Result``, else
 the ``Parameters`` output, else the input), state-choice.html (first matching rule wins, else
-``Default``, else ``States.NoChoiceMatched``), state-wait.html (``Seconds``/``SecondsPath``,
-``Timestamp``/``TimestampPath``), state-succeed.html, state-fail.html.
+``Default``, else ``States.NoChoiceMatched``; a matched rule's own ``Assign``/``Output`` apply),
+state-wait.html (``Seconds`` an integer from 0 to 99999999; ``Timestamp`` an RFC 3339 time with
+``T`` and a zone, e.g. ``2016-03-14T01:59:00Z``), state-succeed.html, state-fail.html (``Error``
+and ``Cause`` are optional: without them the execution fails with neither).
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ import json
 from datetime import datetime
 from typing import Any
 
+from emulator.contracts import aws
 from emulator.stepfunctions import errors as E
-from emulator.stepfunctions.choice import evaluate_rule
+from emulator.stepfunctions.definition import TIMESTAMP
 from emulator.stepfunctions.port import ExecutionPort, Outcome, Step
+
 
 
 def run_pass(execution: ExecutionPort, step: Step) -> Outcome:
@@ -27,28 +31,46 @@ def run_pass(execution: ExecutionPort, step: Step) -> Outcome:
 def run_choice(execution: ExecutionPort, step: Step) -> Outcome:
     """Choice: the first rule that matches names the next state."""
     for rule in step.state["Choices"]:
-        if evaluate_rule(rule, step.input, step.ctx):
-            return Outcome(step.input, rule["Next"], chooses_next=True)
+        if step.lang.condition(step, rule):
+            overrides = {k: rule[k] for k in ("Assign", "Output") if k in rule}
+            return Outcome(step.input, rule["Next"], chooses_next=True, overrides=overrides)
     default = step.state.get("Default")
     if default is None:
         raise E.StatesError(E.NO_CHOICE, f"No Choice rule matched in state {step.name!r} and it has no Default")
     return Outcome(step.input, default, chooses_next=True)
 
 
+def wait_seconds(value: Any, name: str) -> int:
+    """A Wait duration: an integer number of seconds from 0 to 99999999, else States.Runtime."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= aws.MAX_WAIT_SECONDS:
+        raise E.StatesError(E.RUNTIME, f"State {name!r}: the wait duration {value!r} is not an integer number of "
+                                       f"seconds from 0 to {aws.MAX_WAIT_SECONDS}")
+    return value
+
+
+def wait_until(value: Any, name: str) -> float:
+    """A Wait timestamp (RFC 3339 with ``T`` and a zone) as epoch seconds, else States.Runtime."""
+    if not isinstance(value, str) or not TIMESTAMP.match(value):
+        raise E.StatesError(E.RUNTIME, f"State {name!r}: {value!r} is not an RFC 3339 timestamp such as 2016-03-14T01:59:00Z")
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError as exc:
+        raise E.StatesError(E.RUNTIME, f"State {name!r}: {value!r} is not a valid timestamp") from exc
+
+
 def run_wait(execution: ExecutionPort, step: Step) -> Outcome:
     """Wait: sleep on the execution's clock for a duration or until a timestamp."""
-    state = step.state
-    if "Seconds" in state or "SecondsPath" in state:
-        seconds = step.lang.value(step, "Seconds")
-        if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds < 0:
-            raise E.StatesError(E.RUNTIME, f"state {step.name!r}: wait seconds must be a non-negative number, got {seconds!r}")
+    if "Seconds" in step.state or "SecondsPath" in step.state:
+        seconds: float = wait_seconds(step.lang.value(step, "Seconds"), step.name)
     else:
-        stamp = step.lang.value(step, "Timestamp")
-        try:
-            until = datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp()
-        except ValueError as exc:
-            raise E.StatesError(E.RUNTIME, f"state {step.name!r}: {stamp!r} is not an ISO 8601 timestamp") from exc
-        seconds = max(0.0, until - execution.clock.now())
+        until = wait_until(step.lang.value(step, "Timestamp"), step.name)
+        seconds = until - execution.clock.now()
+        if seconds > aws.STANDARD_MAX_DURATION_S:
+            raise E.StatesError(E.RUNTIME, f"State {step.name!r}: the timestamp is more than a year away, past an "
+                                           "execution's maximum duration")
+        seconds = max(0.0, seconds)
     execution.sleep(seconds)
     return Outcome(step.input)
 
@@ -58,9 +80,21 @@ def run_succeed(execution: ExecutionPort, step: Step) -> Outcome:
     return Outcome(step.input, None, chooses_next=True)
 
 
-def run_fail(execution: ExecutionPort, step: Step) -> Outcome:
-    """Fail: ends the execution with ``Error`` and ``Cause``."""
+def _fail_field(step: Step, field: str) -> str | None:
     state = step.state
-    error = state.get("Error") or (step.lang.path(step, state["ErrorPath"], step.raw) if "ErrorPath" in state else "States.Failed")
-    cause: Any = state.get("Cause") or (step.lang.path(step, state["CausePath"], step.raw) if "CausePath" in state else "")
-    raise E.StatesError(str(error), cause if isinstance(cause, str) else json.dumps(cause))
+    if f"{field}Path" in state:
+        value = step.lang.path(step, state[f"{field}Path"], step.raw)
+    elif field in state:
+        value = step.lang.value(step, field)
+    else:
+        return None
+    if not isinstance(value, str):
+        if field == "Error":
+            raise E.StatesError(E.RUNTIME, f"State {step.name!r}: the Error {value!r} is not a string")
+        return json.dumps(value)
+    return value
+
+
+def run_fail(execution: ExecutionPort, step: Step) -> Outcome:
+    """Fail: ends the execution with ``Error`` and ``Cause`` (each may be absent)."""
+    raise E.StatesError(_fail_field(step, "Error"), _fail_field(step, "Cause"))

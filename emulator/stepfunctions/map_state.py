@@ -22,28 +22,29 @@ from emulator.stepfunctions.templates import resolve_template
 DISTRIBUTED_MAX_CONCURRENCY = 10_000  # AWS's cap on concurrent child executions
 
 
-def _number(state: dict, field: str, data: Any, ctx: dict, default: float | None) -> float | None:
-    if field in state:
-        return state[field]
-    if f"{field}Path" in state:
-        value = evaluate(state[f"{field}Path"], data, ctx)
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
-            raise E.StatesError(E.RUNTIME, f"{field}Path {state[field + 'Path']!r} gave {value!r}; expected a non-negative number")
+def _number(step: Step, field: str, default: float | None) -> float | None:
+    value = step.lang.value(step, field, default)
+    if value is default:
         return value
-    return default
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+        raise E.StatesError(E.RUNTIME, f"State {step.name!r}: {field} gave {value!r}; expected a non-negative number")
+    return value
 
 
-def read_items(execution: ExecutionPort, name: str, state: dict, data: Any, ctx: dict) -> list[Any]:
-    """The Map's items: from ItemReader (S3) or from ItemsPath in the input."""
+def read_items(execution: ExecutionPort, step: Step) -> list[Any]:
+    """The Map's items: from ItemReader (S3), or from ItemsPath (JSONPath) / Items (JSONata)."""
+    name, state = step.name, step.state
     reader = state.get("ItemReader")
     if reader is None:
-        items = evaluate(state.get("ItemsPath", "$"), data, ctx)
+        items = step.lang.items(step)
         if not isinstance(items, list):
-            raise E.StatesError(E.RUNTIME, f"state {name!r}: ItemsPath {state.get('ItemsPath', '$')!r} is not an array")
+            field = "Items" if "Items" in state else f"ItemsPath {state.get('ItemsPath', '$')!r}"
+            raise E.StatesError(E.RUNTIME if step.lang.name == "JSONPath" else E.QUERY_EVALUATION_ERROR,
+                                f"state {name!r}: {field} is not an array")
         return items
     if execution.s3 is None:
         raise E.StatesError(E.ITEM_READER_FAILED, f"state {name!r}: ItemReader needs an S3 client; none was given to the engine")
-    params = resolve_template(reader.get("Parameters", {}), data, ctx)
+    params = step.lang.template(step, reader.get("Parameters", reader.get("Arguments", {})))
     config = reader.get("ReaderConfig") or {}
     try:
         if reader["Resource"] == S3_LIST_OBJECTS:
@@ -97,30 +98,32 @@ def batch_items(state: dict, items: list[Any], data: Any, ctx: dict) -> list[Any
     return out
 
 
-def run_map(execution: ExecutionPort, name: str, state: dict, data: Any, ctx: dict) -> Any:
+def run_map(execution: ExecutionPort, step: Step) -> Any:
     """Run the Map; returns the list of child outputs, or the ResultWriter details."""
+    name, state, data, ctx = step.name, step.state, step.input, step.ctx
     processor = state.get("ItemProcessor", state.get("Iterator"))
     config = processor.get("ProcessorConfig") or {}
     distributed = config.get("Mode", "INLINE") == "DISTRIBUTED"
     machine = {k: v for k, v in processor.items() if k != "ProcessorConfig"}
-    items = batch_items(state, read_items(execution, name, state, data, ctx), data, ctx)
+    items = batch_items(state, read_items(execution, step), data, ctx)
     selector = state.get("ItemSelector", state.get("Parameters"))
     inputs = []
     for index, value in enumerate(items):
         item_ctx = {**ctx, "Map": {"Item": {"Index": index, "Value": value}}}
-        inputs.append(resolve_template(selector, data, item_ctx) if selector is not None else value)
+        inputs.append(step.lang.template(step, selector, item_ctx) if selector is not None else value)
 
-    max_concurrency = int(_number(state, "MaxConcurrency", data, ctx, 0) or 0)
+    max_concurrency = int(_number(step, "MaxConcurrency", 0) or 0)
     if distributed:
         max_concurrency = min(max_concurrency or DISTRIBUTED_MAX_CONCURRENCY, DISTRIBUTED_MAX_CONCURRENCY)
     workers = max(1, min(len(inputs), max_concurrency or len(inputs) or 1))
     execution.history.add("MapStateStarted", {"length": len(inputs)})
     if distributed:
-        return _run_distributed(execution, name, state, machine, inputs, workers, data, ctx)
-    return _run_inline(execution, name, machine, inputs, workers)
+        return _run_distributed(execution, step, machine, inputs, workers)
+    return _run_inline(execution, step, machine, inputs, workers)
 
 
-def _run_inline(execution: ExecutionPort, name: str, machine: dict, inputs: list[Any], workers: int) -> list[Any]:
+def _run_inline(execution: ExecutionPort, step: Step, machine: dict, inputs: list[Any], workers: int) -> list[Any]:
+    name = step.name
     results: list[Any] = [None] * len(inputs)
     failure: list[E.StatesError] = []
 
@@ -129,7 +132,7 @@ def _run_inline(execution: ExecutionPort, name: str, machine: dict, inputs: list
             return
         execution.history.add("MapIterationStarted", {"name": name, "index": index})
         try:
-            results[index] = execution.run_machine(machine, inputs[index], {"Index": index, "Value": inputs[index]})
+            results[index] = execution.run_machine(machine, inputs[index], {"Index": index, "Value": inputs[index]}, step)
             execution.history.add("MapIterationSucceeded", {"name": name, "index": index})
         except E.StatesError as exc:
             execution.history.add("MapIterationFailed", {"name": name, "index": index})
@@ -137,8 +140,7 @@ def _run_inline(execution: ExecutionPort, name: str, machine: dict, inputs: list
 
     _run_pool(run, len(inputs), workers, execution)
     if failure:
-        execution.history.add("MapStateFailed")
-        raise failure[0]
+        raise failure[0]  # the engine records MapStateFailed once, when no retry is left
     execution.history.add("MapStateSucceeded")
     return results
 
@@ -158,14 +160,14 @@ def _run_pool(run: Any, count: int, workers: int, execution: ExecutionPort) -> N
         raise stopped[0]
 
 
-def _run_distributed(execution: ExecutionPort, name: str, state: dict, machine: dict, inputs: list[Any],
-                     workers: int, data: Any, ctx: dict) -> Any:
+def _run_distributed(execution: ExecutionPort, step: Step, machine: dict, inputs: list[Any], workers: int) -> Any:
+    name, state = step.name, step.state
     run_id = str(uuid.uuid4())
     label = state.get("Label", name)
     map_run_arn = aws.map_run_arn(execution.machine_name, label, run_id)
     execution.history.add("MapRunStarted", {"mapRunArn": map_run_arn})
-    tolerated_pct = _number(state, "ToleratedFailurePercentage", data, ctx, None)
-    tolerated_count = _number(state, "ToleratedFailureCount", data, ctx, None)
+    tolerated_pct = _number(step, "ToleratedFailurePercentage", None)
+    tolerated_count = _number(step, "ToleratedFailureCount", None)
     total = len(inputs)
     children: list[dict[str, Any]] = [None] * total  # type: ignore[list-item]
     lock = threading.Lock()
@@ -189,7 +191,7 @@ def _run_distributed(execution: ExecutionPort, name: str, state: dict, machine: 
             return
         child = execution.spawn_child(machine, inputs[index], name=child_name,
                                       arn=aws.execution_arn(f"{execution.machine_name}/{label}", child_name),
-                                      item={"Index": index, "Value": inputs[index]})
+                                      item={"Index": index, "Value": inputs[index]}, parent=step)
         record: dict[str, Any] = {"index": index, "name": child_name, "execution_arn": child.arn,
                                   "input": inputs[index], "start": child.start, "status": child.status}
         if child.status == "SUCCEEDED":
@@ -212,7 +214,7 @@ def _run_distributed(execution: ExecutionPort, name: str, state: dict, machine: 
     writer = state.get("ResultWriter")
     writer_output = None
     if writer is not None:
-        writer_output = _write_results(execution, name, writer, map_run_arn, run_id, children, data, ctx)
+        writer_output = _write_results(execution, step, writer, map_run_arn, run_id, children)
         run_record["result_writer"] = writer_output["ResultWriterDetails"]
         item_counts["resultsWritten"] = total
     failed = item_counts["failed"]
@@ -221,7 +223,6 @@ def _run_distributed(execution: ExecutionPort, name: str, state: dict, machine: 
                  f"(tolerated: {tolerated_pct if tolerated_pct is not None else 0}%"
                  + (f", {tolerated_count} items" if tolerated_count is not None else "") + ")")
         execution.history.add("MapRunFailed", {"error": E.EXCEED_TOLERATED, "cause": cause})
-        execution.history.add("MapStateFailed")
         raise E.StatesError(E.EXCEED_TOLERATED, cause)
     execution.history.add("MapRunSucceeded")
     execution.history.add("MapStateSucceeded")
@@ -230,12 +231,13 @@ def _run_distributed(execution: ExecutionPort, name: str, state: dict, machine: 
     return [c.get("output") for c in children]
 
 
-def _write_results(execution: ExecutionPort, name: str, writer: dict, map_run_arn: str, run_id: str,
-                   children: list[dict[str, Any]], data: Any, ctx: dict) -> dict[str, Any]:
+def _write_results(execution: ExecutionPort, step: Step, writer: dict, map_run_arn: str, run_id: str,
+                   children: list[dict[str, Any]]) -> dict[str, Any]:
     """ResultWriter: ``<Prefix>/<run id>/manifest.json`` and SUCCEEDED_0 / FAILED_0 / PENDING_0 files."""
+    name = step.name
     if execution.s3 is None:
         raise E.StatesError(E.RESULT_WRITER_FAILED, f"state {name!r}: ResultWriter needs an S3 client; none was given")
-    params = resolve_template(writer.get("Parameters", {}), data, ctx)
+    params = step.lang.template(step, writer.get("Parameters", writer.get("Arguments", {})))
     bucket, prefix = params.get("Bucket"), str(params.get("Prefix", "")).rstrip("/")
     base = f"{prefix}/{run_id}" if prefix else run_id
 
@@ -274,4 +276,4 @@ def _write_results(execution: ExecutionPort, name: str, writer: dict, map_run_ar
 
 def run_map_state(execution: ExecutionPort, step: Step) -> Outcome:
     """The Map runner of the state table."""
-    return Outcome(run_map(execution, step.name, step.state, step.input, step.ctx))
+    return Outcome(run_map(execution, step))

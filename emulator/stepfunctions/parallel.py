@@ -3,7 +3,8 @@
 Rules (https://docs.aws.amazon.com/step-functions/latest/dg/state-parallel.html): every
 branch gets the same input (the state's arguments) and runs in its own variable scope;
 the result is the array of branch outputs in branch order; when a branch fails, the state
-fails with that error and the other branches are stopped.
+fails with that error. Each attempt records ParallelStateStarted; ParallelStateFailed is
+recorded once, when the state finally fails (after its retries).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def run_parallel(execution: ExecutionPort, step: Step) -> Outcome:
 
     def run(i: int, branch: dict) -> None:
         try:
-            results[i] = execution.run_machine(branch, branch_input, None, step.variables)
+            results[i] = execution.run_machine(branch, branch_input, None, step)
         except E.StatesError as exc:
             failures.append(exc)
         except E.ExecutionStopped as exc:
@@ -40,7 +41,6 @@ def run_parallel(execution: ExecutionPort, step: Step) -> Outcome:
     if stopped:
         raise stopped[0]
     if failures:
-        execution.history.add("ParallelStateFailed", {"error": failures[0].error, "cause": failures[0].cause})
-        raise failures[0]
+        raise failures[0]  # the engine records ParallelStateFailed once, when no retry is left
     execution.history.add("ParallelStateSucceeded")
     return Outcome(results)

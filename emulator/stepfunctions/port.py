@@ -68,12 +68,19 @@ class ExecutionPort(Protocol):
         """Sleep on the execution's clock, waking early (and unwinding) when it stops."""
 
     def run_machine(self, machine: dict[str, Any], data: Any, item: dict[str, Any] | None = None,
-                    variables: Variables | None = None) -> Any:
-        """Run a nested machine (branch, inline iteration) from StartAt to its end; returns its output."""
+                    parent: "Step | None" = None) -> Any:
+        """Run a nested machine (branch, inline iteration) from StartAt to its end; returns its output.
+
+        ``parent`` is the Map/Parallel step: the nested states read its variables (in an inner
+        scope) and inherit its query language.
+        """
 
     def spawn_child(self, machine: dict[str, Any], data: Any, *, name: str, arn: str, item: dict[str, Any],
-                    variables: Variables | None = None) -> ChildRun:
-        """Run a child execution with its own history (never raises for the child's runtime errors)."""
+                    parent: "Step | None" = None) -> ChildRun:
+        """Run a child execution with its own history (never raises for the child's runtime errors).
+
+        The child inherits the parent step's query language but none of its variables.
+        """
 
     def record_map_run(self, record: dict[str, Any]) -> None:
         """Keep a Distributed Map Run's record in the execution's result."""
@@ -95,6 +102,12 @@ class Language(Protocol):
 
     def items(self, step: "Step") -> Any:
         """A Map's items in the state's input: ``ItemsPath`` or ``Items``."""
+
+    def path(self, step: "Step", path: str, data: Any = None) -> Any:
+        """A path or intrinsic (JSONPath) or an expression (JSONata)."""
+
+    def condition(self, step: "Step", rule: dict[str, Any]) -> bool:
+        """Whether a Choice rule matches."""
 
 
 @dataclass
@@ -122,7 +135,7 @@ class Outcome:
     result: Any
     next: str | None = None
     chooses_next: bool = False
-    assign: Any = None  # a Choice rule's own Assign (JSONata and JSONPath), applied instead of the state's
+    overrides: dict[str, Any] = field(default_factory=dict)  # a matched Choice rule's Assign/Output
 
 
 Runner = Callable[[ExecutionPort, Step], Outcome]
@@ -134,7 +147,8 @@ class ValidationScope(Protocol):
     states: Mapping[str, Any]
     language: str  # the state's query language: JSONPath | JSONata
 
-    def validate_machine(self, machine: Any, where: str, language: str) -> None: ...
+    def validate_machine(self, machine: Any, where: str, language: str, inherit_variables: bool = True) -> None:
+        """Validate a nested machine; ``inherit_variables`` False for a Distributed Map's (no outer variables)."""
 
 
 Validator = Callable[[str, dict[str, Any], ValidationScope], None]

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Mapping
 
 from emulator.stepfunctions import definition as D
-from emulator.stepfunctions.dataflow import JSONPATH
 from emulator.stepfunctions.flow import run_choice, run_fail, run_pass, run_succeed, run_wait
 from emulator.stepfunctions.map_state import run_map_state
 from emulator.stepfunctions.parallel import run_parallel
@@ -18,12 +17,12 @@ from emulator.stepfunctions.port import StateType
 from emulator.stepfunctions.task import run_task
 
 STATE_TYPES: Mapping[str, StateType] = {
-    "Task": StateType(run_task, {JSONPATH: D.TASK_FIELDS}, D.validate_task),
-    "Pass": StateType(run_pass, {JSONPATH: D.PASS_FIELDS}),
-    "Choice": StateType(run_choice, {JSONPATH: D.CHOICE_FIELDS}, D.validate_choice, shapes_result=False),
-    "Wait": StateType(run_wait, {JSONPATH: D.WAIT_FIELDS}, D.validate_wait, shapes_result=False),
-    "Succeed": StateType(run_succeed, {JSONPATH: D.SUCCEED_FIELDS}, shapes_result=False),
-    "Fail": StateType(run_fail, {JSONPATH: D.FAIL_FIELDS}, shapes_result=False),
-    "Parallel": StateType(run_parallel, {JSONPATH: D.PARALLEL_FIELDS}, D.validate_parallel),
-    "Map": StateType(run_map_state, {JSONPATH: D.MAP_FIELDS}, D.validate_map),
+    "Task": StateType(run_task, D.TASK_FIELDS, D.validate_task),
+    "Pass": StateType(run_pass, D.PASS_FIELDS),
+    "Choice": StateType(run_choice, D.CHOICE_FIELDS, D.validate_choice, shapes_result=False),
+    "Wait": StateType(run_wait, D.WAIT_FIELDS, D.validate_wait, shapes_result=False),
+    "Succeed": StateType(run_succeed, D.SUCCEED_FIELDS, shapes_result=False),
+    "Fail": StateType(run_fail, D.FAIL_FIELDS, D.validate_fail, shapes_result=False),
+    "Parallel": StateType(run_parallel, D.PARALLEL_FIELDS, D.validate_parallel),
+    "Map": StateType(run_map_state, D.MAP_FIELDS, D.validate_map),
 }

@@ -10,6 +10,7 @@ executions cannot read outer variables at all.
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
@@ -65,6 +66,10 @@ class Scope:
         """Set variables in this scope, all at once."""
         with self._lock:
             self.values.update(values)
+
+    def total_size(self) -> int:
+        """Bytes of every visible variable's JSON (the 10 MiB per-execution quota)."""
+        return sum(len(json.dumps(v, separators=(",", ":"), default=str).encode()) for v in self.all().values())
 
     def child(self) -> "Scope":
         """A new inner scope (a Parallel branch, a Map iteration)."""
