@@ -1,0 +1,221 @@
+"""Conformance: the JSONata query language, one test per documented rule.
+
+Source pages are cited in each docstring (base: https://docs.aws.amazon.com/step-functions/latest/dg/).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from emulator.stepfunctions import DefinitionError, StateMachine
+from tests.asl_helpers import LAMBDA_INVOKE, FunctionTable, fails_with, jsonata, run
+
+ECHO = FunctionTable(f=lambda p: p)
+
+
+def task(**fields):
+    return {"Type": "Task", "Resource": LAMBDA_INVOKE, **fields}
+
+
+def test_arguments_and_output_replace_the_five_jsonpath_fields():
+    """transforming-data.html: a JSONata Task takes Arguments and returns Output; $states.result is the result."""
+    fns = FunctionTable(f=lambda p: {"double": p["n"] * 2})
+    result = jsonata({"T": task(Arguments={"FunctionName": "f", "Payload": {"n": "{% $states.input.value %}"}},
+                                Output={"got": "{% $states.result.Payload.double %}", "static": "x"}, End=True)},
+                     {"value": 21}, fns)
+    assert result.status == "SUCCEEDED" and result.output == {"got": 42, "static": "x"}
+    assert fns.calls == [("f", {"n": 21})]
+
+
+def test_default_output_is_the_result_for_a_task_and_the_input_for_a_pass():
+    """transforming-data.html: without Output, a Task's output is its result and a Pass's its input."""
+    result = jsonata({"P": {"Type": "Pass", "Next": "T"},
+                      "T": task(Arguments={"FunctionName": "f", "Payload": "{% $states.input %}"}, End=True)},
+                     {"a": 1}, FunctionTable(f=lambda p: p))
+    assert result.output["Payload"] == {"a": 1} and result.output["StatusCode"] == 200
+
+
+def test_query_language_per_state_in_a_jsonpath_machine():
+    """transforming-data.html: a state may set "QueryLanguage": "JSONata" in a JSONPath state machine."""
+    result = run({"A": {"Type": "Pass", "Parameters": {"v.$": "$.v"}, "Next": "B"},
+                  "B": {"Type": "Pass", "QueryLanguage": "JSONata", "Output": "{% $states.input.v + 1 %}", "End": True}},
+                 {"v": 1})
+    assert result.output == 2
+
+
+def test_a_jsonpath_state_in_a_jsonata_machine_is_rejected():
+    """transforming-data.html: with a JSONata top-level QueryLanguage, states cannot use JSONPath."""
+    with pytest.raises(DefinitionError, match=r"state 'A': field 'QueryLanguage'"):
+        StateMachine({"QueryLanguage": "JSONata", "StartAt": "A",
+                      "States": {"A": {"Type": "Pass", "QueryLanguage": "JSONPath", "End": True}}})
+
+
+@pytest.mark.parametrize("field, value", [("InputPath", "$.a"), ("Parameters", {}), ("ResultSelector", {}),
+                                          ("ResultPath", "$.r"), ("OutputPath", "$")])
+def test_jsonpath_fields_are_rejected_in_a_jsonata_state(field, value):
+    """transforming-data.html: JSONata states have Arguments and Output instead of the five JSONPath fields."""
+    with pytest.raises(DefinitionError, match=rf"state 'T': field '{field}': a JSONPath field"):
+        StateMachine({"QueryLanguage": "JSONata", "StartAt": "T", "States": {
+            "T": task(Arguments={"FunctionName": "f"}, End=True, **{field: value})}})
+
+
+def test_jsonata_fields_are_rejected_in_a_jsonpath_state():
+    """transforming-data.html: Arguments/Output belong to JSONata states."""
+    with pytest.raises(DefinitionError, match=r"state 'P': field 'Output': a JSONata field"):
+        StateMachine({"StartAt": "P", "States": {"P": {"Type": "Pass", "Output": 1, "End": True}}})
+
+
+def test_an_invalid_expression_is_rejected_when_the_definition_is_created():
+    """transforming-data.html: expressions are checked when the state machine is created."""
+    with pytest.raises(DefinitionError, match=r"state 'P': field 'Output'.*not a valid JSONata expression"):
+        StateMachine({"QueryLanguage": "JSONata", "StartAt": "P",
+                      "States": {"P": {"Type": "Pass", "Output": "{% 1 + %}", "End": True}}})
+
+
+def test_only_exact_delimiters_make_an_expression():
+    """transforming-data.html: a string is an expression only when it starts with {% and ends with %}."""
+    result = jsonata({"P": {"Type": "Pass", "Output": {"lit": " {% 1 %}", "expr": "{% 1 + 1 %}", "plain": "$x"}, "End": True}})
+    assert result.output == {"lit": " {% 1 %}", "expr": 2, "plain": "$x"}
+
+
+def test_states_context_is_the_context_object():
+    """transforming-data.html / input-output-contextobject.html: $states.context holds Execution, State, StateMachine."""
+    result = StateMachine({"QueryLanguage": "JSONata", "StartAt": "P", "States": {"P": {
+        "Type": "Pass", "Output": {"name": "{% $states.context.Execution.Name %}", "state": "{% $states.context.State.Name %}"},
+        "End": True}}}).execute({}, invoker=ECHO, name="run-7")
+    assert result.output == {"name": "run-7", "state": "P"}
+
+
+def test_error_output_in_a_catcher_output_and_assign():
+    """transforming-data.html: in a Catch, $states.errorOutput is {"Error", "Cause"}; Output and Assign may use it."""
+    result = jsonata({
+        "T": task(Arguments={"FunctionName": "f"}, Catch=[{"ErrorEquals": ["States.ALL"], "Next": "Done",
+                                                           "Output": {"e": "{% $states.errorOutput.Error %}"},
+                                                           "Assign": {"cause": "{% $states.errorOutput.Cause %}"}}], End=True),
+        "Done": {"Type": "Pass", "Output": {"e": "{% $states.input.e %}", "c": "{% $parse($cause).errorMessage %}"}, "End": True}},
+        {}, FunctionTable(f=fails_with("Oops", "bad thing")))
+    assert result.output == {"e": "Oops", "c": "bad thing"}
+
+
+def test_catcher_without_output_passes_the_error_output():
+    """transforming-data.html: a JSONata Catcher's default output is the error output."""
+    result = jsonata({"T": task(Arguments={"FunctionName": "f"}, Catch=[{"ErrorEquals": ["Oops"], "Next": "D"}], End=True),
+                      "D": {"Type": "Succeed"}}, {}, FunctionTable(f=fails_with("Oops", "m")))
+    assert result.output["Error"] == "Oops" and "errorMessage" in result.output["Cause"]
+
+
+def test_aws_provided_functions():
+    """transforming-data.html: $partition, $range, $hash, $random(seed), $uuid, $parse."""
+    result = jsonata({"P": {"Type": "Pass", "Output": {
+        "partition": "{% $partition([1,2,3,4,5], 2) %}", "range": "{% $range(0, 10, 5) %}",
+        "hash": "{% $hash('abc', 'SHA-256') %}", "r1": "{% $random(7) %}", "r2": "{% $random(7) %}",
+        "uuid": "{% $uuid() %}", "parsed": "{% $parse('{\"k\": [1]}') %}"}, "End": True}})
+    out = result.output
+    assert out["partition"] == [[1, 2], [3, 4], [5]] and out["range"] == [0, 5, 10]
+    assert out["hash"].startswith("ba7816bf") and out["r1"] == out["r2"] and 0 <= out["r1"] < 1
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}", out["uuid"])
+    assert out["parsed"] == {"k": [1]}
+
+
+def test_eval_is_not_supported():
+    """transforming-data.html: use $parse; $eval is not available."""
+    result = jsonata({"P": {"Type": "Pass", "Output": "{% $eval('1') %}", "End": True}})
+    assert result.status == "FAILED" and result.error == "States.QueryEvaluationError"
+
+
+def test_undefined_result_is_a_query_evaluation_error():
+    """transforming-data.html: an expression must yield a JSON value; undefined fails with States.QueryEvaluationError."""
+    result = jsonata({"P": {"Type": "Pass", "Output": "{% $states.input.missing %}", "End": True}}, {"a": 1})
+    assert result.status == "FAILED" and result.error == "States.QueryEvaluationError"
+
+
+def test_query_evaluation_error_is_catchable():
+    """concepts-error-handling.html: States.QueryEvaluationError is an ordinary error that Catch can handle."""
+    result = jsonata({"T": task(Arguments={"FunctionName": "f", "Payload": "{% $states.input.nope %}"},
+                                Catch=[{"ErrorEquals": ["States.ALL"], "Next": "D"}], End=True),
+                      "D": {"Type": "Pass", "Output": "{% $states.input.Error %}", "End": True}}, {}, ECHO)
+    assert result.output == "States.QueryEvaluationError"
+
+
+def test_choice_condition():
+    """state-choice.html: a JSONata rule has Condition; the first true one wins, else Default."""
+    states = {"C": {"Type": "Choice", "Choices": [{"Condition": "{% $states.input.n > 10 %}", "Next": "Big"}], "Default": "Small"},
+              "Big": {"Type": "Pass", "Output": "big", "End": True}, "Small": {"Type": "Pass", "Output": "small", "End": True}}
+    assert jsonata(states, {"n": 11}).output == "big" and jsonata(states, {"n": 1}).output == "small"
+
+
+def test_choice_condition_must_be_boolean():
+    """state-choice.html: Condition must evaluate to a boolean."""
+    result = jsonata({"C": {"Type": "Choice", "Choices": [{"Condition": "{% 'yes' %}", "Next": "D"}]},
+                      "D": {"Type": "Succeed"}})
+    assert result.error == "States.QueryEvaluationError"
+
+
+def test_choice_rule_output():
+    """state-choice.html: a matched JSONata rule's Output is the state's output."""
+    result = jsonata({"C": {"Type": "Choice", "Choices": [{"Condition": "{% true %}", "Next": "D", "Output": {"via": "rule"}}]},
+                      "D": {"Type": "Succeed"}}, {"x": 1})
+    assert result.output == {"via": "rule"}
+
+
+def test_map_items_and_item_selector():
+    """state-map.html: Items (array or expression) and ItemSelector with $states.context.Map.Item."""
+    result = jsonata({"M": {"Type": "Map", "Items": "{% $states.input.list %}",
+                            "ItemSelector": {"v": "{% $states.context.Map.Item.Value %}", "i": "{% $states.context.Map.Item.Index %}"},
+                            "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "Output": "{% $states.input.v * 10 + $states.input.i %}", "End": True}}},
+                            "End": True}}, {"list": [1, 2, 3]})
+    assert result.output == [10, 21, 32]
+
+
+def test_map_items_literal_array():
+    """state-map.html: Items may be a JSON array."""
+    result = jsonata({"M": {"Type": "Map", "Items": [4, 5],
+                            "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}, "End": True}})
+    assert result.output == [4, 5]
+
+
+def test_map_items_not_an_array_fails():
+    """state-map.html: Items must evaluate to an array."""
+    result = jsonata({"M": {"Type": "Map", "Items": "{% $states.input %}",
+                            "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}, "End": True}}, {"a": 1})
+    assert result.status == "FAILED" and result.error == "States.QueryEvaluationError"
+
+
+def test_parallel_arguments_and_output():
+    """state-parallel.html: Arguments is each branch's input; Output sees $states.result (the branch outputs)."""
+    branch = {"StartAt": "B", "States": {"B": {"Type": "Pass", "Output": "{% $states.input.k %}", "End": True}}}
+    result = jsonata({"Par": {"Type": "Parallel", "Arguments": {"k": "{% $states.input.v %}"}, "Branches": [branch, branch],
+                              "Output": "{% $sum($states.result) %}", "End": True}}, {"v": 4})
+    assert result.output == 8
+
+
+def test_wait_seconds_and_timestamp_expressions():
+    """state-wait.html: Seconds and Timestamp may be JSONata expressions."""
+    result = jsonata({"W": {"Type": "Wait", "Seconds": "{% $states.input.s %}", "Next": "W2"},
+                      "W2": {"Type": "Wait", "Timestamp": "{% '2000-01-01T00:00:00Z' %}", "End": True}}, {"s": 5})
+    assert result.status == "SUCCEEDED"
+
+
+def test_fail_error_and_cause_expressions():
+    """state-fail.html: in JSONata, Error and Cause may be expressions."""
+    result = jsonata({"F": {"Type": "Fail", "Error": "{% 'E' & $string($states.input.code) %}", "Cause": "{% $states.input.why %}"}},
+                     {"code": 42, "why": "because"})
+    assert (result.error, result.cause) == ("E42", "because")
+
+
+def test_task_timeout_seconds_expression_and_retry():
+    """state-task.html / concepts-error-handling.html: TimeoutSeconds may be an expression; Retry applies to JSONata tasks."""
+    calls = []
+
+    def flaky(p):
+        calls.append(p)
+        if len(calls) < 2:
+            raise fails_with("Transient")(p)
+        return "ok"
+
+    result = jsonata({"T": task(Arguments={"FunctionName": "f"}, TimeoutSeconds="{% 5 %}",
+                                Retry=[{"ErrorEquals": ["Transient"], "IntervalSeconds": 1}], End=True)},
+                     {}, FunctionTable(f=flaky))
+    assert result.status == "SUCCEEDED" and result.output["Payload"] == "ok" and len(calls) == 2
