@@ -131,6 +131,23 @@ def test_undefined_result_is_a_query_evaluation_error():
     assert result.status == "FAILED" and result.error == "States.QueryEvaluationError"
 
 
+def test_an_evaluation_failure_is_recorded_in_the_history():
+    """API_HistoryEvent.html: a JSONata evaluation error records EvaluationFailed (state, error, cause)."""
+    result = jsonata({"P": {"Type": "Pass", "Output": "{% $states.input.missing %}", "End": True}}, {})
+    failed = [e for e in result.history if e["type"] == "EvaluationFailed"]
+    assert len(failed) == 1 and failed[0]["evaluationFailedEventDetails"]["state"] == "P"
+    assert failed[0]["evaluationFailedEventDetails"]["error"] == "States.QueryEvaluationError"
+
+
+def test_item_reader_takes_arguments_in_jsonata():
+    """state-map.html / input-output-itemreader.html: a JSONata ItemReader has Arguments, not Parameters."""
+    with pytest.raises(DefinitionError, match=r"state 'M': field 'ItemReader.Parameters'"):
+        StateMachine({"QueryLanguage": "JSONata", "StartAt": "M", "States": {"M": {
+            "Type": "Map", "ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "Parameters": {"Bucket": "b", "Key": "k"}},
+            "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                              "StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}, "End": True}}})
+
+
 def test_query_evaluation_error_is_catchable():
     """concepts-error-handling.html: States.QueryEvaluationError is an ordinary error that Catch can handle."""
     result = jsonata({"T": task(Arguments={"FunctionName": "f", "Payload": "{% $states.input.nope %}"},
@@ -167,6 +184,17 @@ def test_map_items_and_item_selector():
                             "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "Output": "{% $states.input.v * 10 + $states.input.i %}", "End": True}}},
                             "End": True}}, {"list": [1, 2, 3]})
     assert result.output == [10, 21, 32]
+
+
+def test_distributed_map_jsonata_batcher_and_concurrency_expressions():
+    """state-map-distributed.html: in JSONata, ItemBatcher fields and MaxConcurrency may be expressions."""
+    result = jsonata({"M": {"Type": "Map", "Items": "{% $states.input %}", "MaxConcurrency": "{% 2 %}",
+                            "ItemBatcher": {"MaxItemsPerBatch": "{% 2 %}", "BatchInput": {"tag": "{% 't' %}"}},
+                            "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                                              "StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}},
+                            "End": True}}, [1, 2, 3])
+    assert result.status == "SUCCEEDED"
+    assert result.output == [{"Items": [1, 2], "BatchInput": {"tag": "t"}}, {"Items": [3], "BatchInput": {"tag": "t"}}]
 
 
 def test_map_items_literal_array():

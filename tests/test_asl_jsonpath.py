@@ -118,6 +118,18 @@ def test_fail_without_error_and_cause_gives_neither():
     assert failed["type"] == "ExecutionFailed" and failed["executionFailedEventDetails"] == {}
 
 
+def test_fail_paths_must_resolve_to_strings():
+    """state-fail.html: the reference path must select a field that contains a string value."""
+    result = run({"F": {"Type": "Fail", "ErrorPath": "$.e"}}, {"e": {"not": "a string"}})
+    assert result.status == "FAILED" and result.error == "States.Runtime"
+
+
+def test_fail_paths_accept_only_string_intrinsics():
+    """state-fail.html: CausePath intrinsics: States.Format, JsonToString, ArrayGetItem, Base64Encode/Decode, Hash, UUID."""
+    with pytest.raises(DefinitionError, match=r"state 'F': field 'CausePath'"):
+        StateMachine({"StartAt": "F", "States": {"F": {"Type": "Fail", "CausePath": "States.ArrayLength($.a)"}}})
+
+
 # -- Map and Parallel retry history ----------------------------------------------------------
 
 def test_parallel_retried_records_one_failed_event():

@@ -343,12 +343,19 @@ def validate_wait(name: str, state: dict[str, Any], scope: ValidationScope) -> N
         raise _err(name, "Timestamp", f"{stamp!r} is not an RFC 3339 timestamp such as 2016-03-14T01:59:00Z")
 
 
+# The intrinsics that return a string, the only ones ErrorPath/CausePath accept (state-fail.html).
+FAIL_PATH_INTRINSICS = ("States.Format", "States.JsonToString", "States.ArrayGetItem", "States.Base64Encode",
+                        "States.Base64Decode", "States.Hash", "States.UUID")
+
+
 def validate_fail(name: str, state: dict[str, Any], scope: ValidationScope) -> None:
-    """A Fail's Error/Cause and ErrorPath/CausePath exclude each other; paths parse."""
+    """A Fail's Error/Cause and ErrorPath/CausePath exclude each other; paths parse; only string intrinsics."""
     for field in ("Error", "Cause"):
         if field in state and f"{field}Path" in state:
             raise _err(name, f"{field}Path", f"give {field} or {field}Path, not both")
         path = state.get(f"{field}Path")
+        if isinstance(path, str) and path.startswith("States.") and not path.startswith(tuple(f + "(" for f in FAIL_PATH_INTRINSICS)):
+            raise _err(name, f"{field}Path", f"only intrinsics that return a string may be used: {', '.join(FAIL_PATH_INTRINSICS)}")
         if path is not None:
             problem = check_template({"v.$": path})
             if problem:
@@ -388,6 +395,11 @@ def validate_map(name: str, state: dict[str, Any], scope: ValidationScope) -> No
         input_type = (reader.get("ReaderConfig") or {}).get("InputType", "JSON" if reader["Resource"] == S3_GET_OBJECT else None)
         if reader["Resource"] == S3_GET_OBJECT and input_type not in ("JSON", "CSV"):
             raise _err(name, "ItemReader.ReaderConfig.InputType", f"{input_type!r} is not supported; use JSON or CSV")
+    wrong = "Parameters" if scope.language == JSONATA else "Arguments"
+    for field in ("ItemReader", "ResultWriter"):
+        if isinstance(state.get(field), dict) and wrong in state[field]:
+            raise _err(name, f"{field}.{wrong}", f"not a field of a {scope.language} {field} "
+                                                 f"(use {'Arguments' if wrong == 'Parameters' else 'Parameters'})")
     writer = state.get("ResultWriter")
     if writer is not None and writer.get("Resource") != S3_PUT_OBJECT:
         raise _err(name, "ResultWriter.Resource", f"{writer.get('Resource')!r} is not supported; use {S3_PUT_OBJECT}")

@@ -258,6 +258,8 @@ class Execution:
                     nxt = outcome.next
                 break
             except E.StatesError as exc:
+                if exc.error == E.QUERY_EVALUATION_ERROR:
+                    self.history.add("EvaluationFailed", {"state": name, **_error_details(exc)})
                 delay = counter.next_delay(exc.error, self.rng)
                 if delay is not None:
                     self.sleep(delay)

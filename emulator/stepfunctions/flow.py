@@ -5,12 +5,12 @@ the ``Parameters`` output, else the input), state-choice.html (first matching ru
 ``Default``, else ``States.NoChoiceMatched``; a matched rule's own ``Assign``/``Output`` apply),
 state-wait.html (``Seconds`` an integer from 0 to 99999999; ``Timestamp`` an RFC 3339 time with
 ``T`` and a zone, e.g. ``2016-03-14T01:59:00Z``), state-succeed.html, state-fail.html (``Error``
-and ``Cause`` are optional: without them the execution fails with neither).
+and ``Cause`` are optional: without them the execution fails with neither; ``ErrorPath`` and
+``CausePath`` must resolve to strings).
 """
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
@@ -89,9 +89,7 @@ def _fail_field(step: Step, field: str) -> str | None:
     else:
         return None
     if not isinstance(value, str):
-        if field == "Error":
-            raise E.StatesError(E.RUNTIME, f"State {step.name!r}: the Error {value!r} is not a string")
-        return json.dumps(value)
+        raise E.StatesError(E.RUNTIME, f"State {step.name!r}: the {field} {value!r} is not a string")
     return value
 
 

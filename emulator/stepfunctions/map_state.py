@@ -105,6 +105,8 @@ def run_map(execution: ExecutionPort, step: Step) -> Any:
     config = processor.get("ProcessorConfig") or {}
     distributed = config.get("Mode", "INLINE") == "DISTRIBUTED"
     machine = {k: v for k, v in processor.items() if k != "ProcessorConfig"}
+    if step.lang.name == "JSONata" and "ItemBatcher" in state:  # its fields may be expressions
+        state = {**state, "ItemBatcher": step.lang.template(step, state["ItemBatcher"])}
     items = batch_items(state, read_items(execution, step), data, ctx)
     selector = state.get("ItemSelector", state.get("Parameters"))
     inputs = []
