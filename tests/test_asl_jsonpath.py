@@ -306,6 +306,20 @@ def test_result_path_must_be_a_reference_path():
             StateMachine({"StartAt": "P", "States": {"P": {"Type": "Pass", "ResultPath": path, "End": True}}})
 
 
+@pytest.mark.parametrize("state", [
+    {"Type": "Pass", "Next": ["Z"]}, {"Type": "Pass", "Next": {}}, {"Type": "Pass", "End": "yes"},
+    {"Type": "Task", "Resource": LAMBDA_INVOKE, "Parameters": True, "End": True},
+    {"Type": "Task", "Resource": LAMBDA_INVOKE, "Parameters": {"FunctionName": "f"}, "Retry": 1, "End": True},
+    {"Type": "Task", "Resource": LAMBDA_INVOKE, "Parameters": {"FunctionName": "f"}, "Catch": {}, "End": True},
+    {"Type": "Choice", "Choices": [{"Variable": "$.a", "IsPresent": True, "Next": "Z"}], "Default": {}},
+    {"Type": "Map", "ItemProcessor": ["x"], "End": True},
+])
+def test_malformed_definitions_are_definition_errors_not_crashes(state):
+    """statemachine-structure.html: field types are part of the definition; a wrong one is reported, never a crash."""
+    with pytest.raises(DefinitionError, match=r"state 'A': field"):
+        StateMachine({"StartAt": "A", "States": {"A": state, "Z": {"Type": "Succeed"}}})
+
+
 # -- unsupported features: rejected up front, naming state and field ------------------------------
 
 @pytest.mark.parametrize("state, field", [

@@ -84,9 +84,13 @@ class _Scope:
         validate_machine(machine, self.types, where, language, self.outer | self.assigned if inherit_variables else frozenset())
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _assigned_names(state: dict[str, Any]) -> list[str]:
-    blocks = [state.get("Assign")] + [c.get("Assign") for c in state.get("Catch", []) if isinstance(c, dict)]
-    blocks += [r.get("Assign") for r in state.get("Choices", []) if isinstance(r, dict)]
+    blocks = [state.get("Assign")] + [c.get("Assign") for c in _list(state.get("Catch")) if isinstance(c, dict)]
+    blocks += [r.get("Assign") for r in _list(state.get("Choices")) if isinstance(r, dict)]
     return [k[:-2] if k.endswith(".$") else k for b in blocks if isinstance(b, dict) for k in b]
 
 
@@ -135,10 +139,12 @@ def _check_next(name: str, state: dict, states: Mapping[str, Any]) -> None:
     terminal = state.get("End") is True
     if "Next" in state and terminal:
         raise _err(name, "End", "a state cannot have both 'Next' and 'End'")
+    if "End" in state and not isinstance(state["End"], bool):
+        raise _err(name, "End", "must be true or false")
     if not terminal:
         if "Next" not in state:
             raise _err(name, "Next", "missing: give 'Next' or \"End\": true")
-        if state["Next"] not in states:
+        if not isinstance(state["Next"], str) or state["Next"] not in states:
             raise _err(name, "Next", f"{state['Next']!r} is not a state in this scope")
 
 
@@ -147,6 +153,9 @@ def _positive_int(value: Any, allow_zero: bool = False) -> bool:
 
 
 def _validate_retry_catch(name: str, state: dict, scope: _Scope) -> None:
+    for field in ("Retry", "Catch"):
+        if field in state and not isinstance(state[field], list):
+            raise _err(name, field, "must be a list")
     for i, retrier in enumerate(state.get("Retry", [])):
         field = f"Retry[{i}]"
         if not isinstance(retrier, dict) or not isinstance(retrier.get("ErrorEquals"), list) or not retrier["ErrorEquals"]:
@@ -170,7 +179,7 @@ def _validate_retry_catch(name: str, state: dict, scope: _Scope) -> None:
         field = f"Catch[{i}]"
         if not isinstance(catcher, dict) or not isinstance(catcher.get("ErrorEquals"), list) or not catcher["ErrorEquals"]:
             raise _err(name, field, "'ErrorEquals' must be a non-empty list of error names")
-        if catcher.get("Next") not in scope.states:
+        if not isinstance(catcher.get("Next"), str) or catcher["Next"] not in scope.states:
             raise _err(name, field, f"'Next' {catcher.get('Next')!r} is not a state in this scope")
         unknown = set(catcher) - allowed
         if unknown:
@@ -294,6 +303,8 @@ def validate_task(name: str, state: dict[str, Any], scope: ValidationScope) -> N
         if is_expression(params):
             return
         params = params or {}
+        if not isinstance(params, dict):
+            raise _err(name, "Parameters" if scope.language == JSONPATH else "Arguments", "must be a JSON object")
         if "FunctionName" not in params and "FunctionName.$" not in params:
             raise _err(name, "Parameters" if scope.language == JSONPATH else "Arguments",
                        f"{LAMBDA_INVOKE} needs 'FunctionName'")
@@ -308,7 +319,7 @@ def validate_choice(name: str, state: dict[str, Any], scope: ValidationScope) ->
     if not isinstance(choices, list) or not choices:
         raise _err(name, "Choices", "must be a non-empty list of rules")
     for i, rule in enumerate(choices):
-        if not isinstance(rule, dict) or rule.get("Next") not in scope.states:
+        if not isinstance(rule, dict) or not isinstance(rule.get("Next"), str) or rule["Next"] not in scope.states:
             raise _err(name, f"Choices[{i}]", f"'Next' {rule.get('Next') if isinstance(rule, dict) else rule!r} is not a state in this scope")
         if scope.language == JSONATA:
             if "Condition" not in rule:
@@ -321,7 +332,7 @@ def validate_choice(name: str, state: dict[str, Any], scope: ValidationScope) ->
             raise _err(name, f"Choices[{i}]", "'Condition'/'Output' are JSONata fields; JSONPath rules use 'Variable'")
         if "Assign" in rule:
             _check_assign(name, f"Choices[{i}].Assign", rule["Assign"], scope)  # type: ignore[arg-type]
-    if "Default" in state and state["Default"] not in scope.states:
+    if "Default" in state and (not isinstance(state["Default"], str) or state["Default"] not in scope.states):
         raise _err(name, "Default", f"{state['Default']!r} is not a state in this scope")
 
 
@@ -374,8 +385,10 @@ def validate_parallel(name: str, state: dict[str, Any], scope: ValidationScope) 
 def validate_map(name: str, state: dict[str, Any], scope: ValidationScope) -> None:
     """A Map's processor, mode, reader, writer and thresholds."""
     processor = state.get("ItemProcessor", state.get("Iterator"))
-    if processor is None:
-        raise _err(name, "ItemProcessor", "missing")
+    if not isinstance(processor, dict):
+        raise _err(name, "ItemProcessor", "missing, or not a JSON object")
+    if not isinstance(processor.get("ProcessorConfig") or {}, dict):
+        raise _err(name, "ProcessorConfig", "must be a JSON object")
     mode = (processor.get("ProcessorConfig") or {}).get("Mode", "INLINE")
     if mode not in ("INLINE", "DISTRIBUTED"):
         raise _err(name, "ProcessorConfig.Mode", f"{mode!r} must be INLINE or DISTRIBUTED")

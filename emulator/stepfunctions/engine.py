@@ -138,6 +138,8 @@ class Execution:
                 outcome["error"] = exc
             except E.ExecutionStopped as exc:
                 outcome["stopped"] = str(exc)
+            except Exception as exc:  # noqa: BLE001 - an engine defect must fail the execution, not the caller
+                outcome["error"] = E.StatesError(E.RUNTIME, f"internal error in the ASL engine: {type(exc).__name__}: {exc}")
 
         worker = threading.Thread(target=body, name=f"execution-{self.name}", daemon=True)
         worker.start()
