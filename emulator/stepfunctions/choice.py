@@ -1,4 +1,10 @@
-"""Choice rules: comparison operators, And/Or/Not, Is* type tests, ...Path variants."""
+"""Choice rules: comparison operators, And/Or/Not, Is* type tests, ...Path variants.
+
+Rules (https://docs.aws.amazon.com/step-functions/latest/dg/state-choice.html): a top-level
+rule has ``Next`` (and may ``Assign``); a nested rule (inside And/Or/Not) has no ``Next``; a
+rule is either one Boolean combinator or a ``Variable`` with exactly one comparison operator,
+whose value has the operator's type (a string, number, boolean, timestamp or path).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from emulator.stepfunctions.errors import RUNTIME, StatesError
-from emulator.stepfunctions.paths import evaluate, is_path_value_present
+from emulator.stepfunctions.paths import PathSyntaxError, check_path, evaluate, is_path_value_present
 
 _COMPARATORS = {
     "Equals": lambda a, b: a == b, "LessThan": lambda a, b: a < b, "GreaterThan": lambda a, b: a > b,
@@ -79,3 +85,58 @@ def evaluate_rule(rule: dict[str, Any], data: Any, context: Any, variables: Any 
         a, b = _timestamp(value), _timestamp(expected)
         return a is not None and b is not None and compare(a, b)
     return isinstance(value, str) and isinstance(expected, str) and compare(value, expected)
+
+
+_BOOLEAN_OPERATORS = {"BooleanEquals", "IsNull", "IsPresent", "IsString", "IsNumeric", "IsBoolean", "IsTimestamp"}
+
+
+def check_rule(rule: Any, top: bool) -> str | None:
+    """What is wrong with a JSONPath Choice rule's structure, or None (definition time)."""
+    if not isinstance(rule, dict):
+        return "a Choice rule must be a JSON object"
+    if top and "Next" not in rule:
+        return "a Choice rule needs 'Next'"
+    if not top and ("Next" in rule or "Assign" in rule):
+        return "a nested Choice rule (inside And/Or/Not) cannot have 'Next' or 'Assign'"
+    combinators = [k for k in ("And", "Or", "Not") if k in rule]
+    operators = [k for k in rule if k in OPERATORS]
+    if combinators:
+        if len(combinators) > 1 or operators or "Variable" in rule:
+            return "a Choice rule has one of And, Or, Not, or a Variable with one operator"
+        inner = rule[combinators[0]]
+        inner_rules = [inner] if combinators[0] == "Not" else inner
+        if not isinstance(inner_rules, list) or not inner_rules:
+            return f"'{combinators[0]}' needs {'a rule' if combinators[0] == 'Not' else 'a non-empty list of rules'}"
+        for nested in inner_rules:
+            problem = check_rule(nested, top=False)
+            if problem:
+                return problem
+        return None
+    if not isinstance(rule.get("Variable"), str):
+        return "a Choice rule needs 'Variable' (a path) and one comparison operator"
+    if len(operators) != 1:
+        return f"a Choice rule needs exactly one comparison operator, found {len(operators)}"
+    problem = _path_problem(rule["Variable"])
+    if problem:
+        return f"'Variable': {problem}"
+    operator, value = operators[0], rule[operators[0]]
+    if operator.endswith("Path"):
+        problem = _path_problem(value) if isinstance(value, str) else "must be a path"
+        return f"{operator!r}: {problem}" if problem else None
+    if operator in _BOOLEAN_OPERATORS:
+        ok = isinstance(value, bool)
+    elif operator.startswith("Numeric"):
+        ok = _is_numeric(value)
+    elif operator.startswith("Timestamp"):
+        ok = _timestamp(value) is not None
+    else:
+        ok = isinstance(value, str)
+    return None if ok else f"{operator!r}: {value!r} is not a valid value for this operator"
+
+
+def _path_problem(path: str) -> str | None:
+    try:
+        check_path(path)
+    except PathSyntaxError as exc:
+        return str(exc)
+    return None

@@ -16,6 +16,7 @@ import re
 from typing import Any, Mapping
 
 from emulator.contracts import aws
+from emulator.stepfunctions.choice import check_rule
 from emulator.stepfunctions.errors import DefinitionError
 from emulator.stepfunctions.expressions import compile_expression, is_expression
 from emulator.stepfunctions.paths import PathSyntaxError, check_path, is_definite
@@ -67,6 +68,7 @@ _UNSUPPORTED = {
     "Credentials": "cross-account 'Credentials' are not supported",
 }
 MAX_VARIABLE_NAME = 80
+MAX_STATE_NAME = 80
 
 
 class _Scope:
@@ -115,13 +117,34 @@ def validate_machine(machine: Any, types: Mapping[str, StateType], where: str = 
     if not isinstance(states, dict) or not states:
         raise DefinitionError(f"{where}: field 'States' must be a non-empty object")
     start = machine.get("StartAt")
-    if start not in states:
+    if not isinstance(start, str) or start not in states:
         raise DefinitionError(f"{where}: field 'StartAt': {start!r} is not a state (states: {', '.join(states)})")
     timeout = machine.get("TimeoutSeconds")
     if timeout is not None and (not isinstance(timeout, int) or timeout <= 0):
         raise DefinitionError(f"{where}: field 'TimeoutSeconds' must be a positive integer")
     for name, state in states.items():
+        if len(name) > MAX_STATE_NAME:
+            raise _err(name[:40] + "...", "name", f"state names are at most {MAX_STATE_NAME} characters")
         _validate_state(name, state, _Scope(states, types, _state_language(name, state, language), outer))
+    unreachable = [name for name in states if name not in _reachable(start, states)]
+    if unreachable:
+        raise _err(unreachable[0], "name", f"the state is not reachable from StartAt {start!r} in {where}")
+
+
+def _reachable(start: str, states: Mapping[str, Any]) -> set[str]:
+    """Names reachable from ``start`` through Next, Default, Choices[].Next and Catch[].Next."""
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in states:
+            continue
+        seen.add(name)
+        state = states[name]
+        todo += [state.get("Next"), state.get("Default")]
+        todo += [r.get("Next") for r in _list(state.get("Choices")) + _list(state.get("Catch")) if isinstance(r, dict)]
+        todo = [t for t in todo if isinstance(t, str)]
+    return seen
 
 
 def _state_language(name: str, state: Any, inherited: str) -> str:
@@ -156,6 +179,13 @@ def _validate_retry_catch(name: str, state: dict, scope: _Scope) -> None:
     for field in ("Retry", "Catch"):
         if field in state and not isinstance(state[field], list):
             raise _err(name, field, "must be a list")
+    for kind in ("Retry", "Catch"):
+        entries = state.get(kind, [])
+        for i, entry in enumerate(entries):
+            errors = entry.get("ErrorEquals") if isinstance(entry, dict) else None
+            if isinstance(errors, list) and "States.ALL" in errors and (len(errors) > 1 or i != len(entries) - 1):
+                raise _err(name, f"{kind}[{i}]", "States.ALL must appear alone in ErrorEquals, in the last "
+                                                 f"{'Retrier' if kind == 'Retry' else 'Catcher'}")
     for i, retrier in enumerate(state.get("Retry", [])):
         field = f"Retry[{i}]"
         if not isinstance(retrier, dict) or not isinstance(retrier.get("ErrorEquals"), list) or not retrier["ErrorEquals"]:
@@ -311,6 +341,11 @@ def validate_task(name: str, state: dict[str, Any], scope: ValidationScope) -> N
     for field in ("TimeoutSeconds", "HeartbeatSeconds"):
         if field in state and not is_expression(state[field]) and not _positive_int(state[field]):
             raise _err(name, field, "must be a positive integer")
+        if field in state and f"{field}Path" in state:
+            raise _err(name, f"{field}Path", f"give {field} or {field}Path, not both")
+    timeout, heartbeat = state.get("TimeoutSeconds"), state.get("HeartbeatSeconds")
+    if _positive_int(timeout) and _positive_int(heartbeat) and heartbeat >= timeout:
+        raise _err(name, "HeartbeatSeconds", "must be smaller than TimeoutSeconds")
 
 
 def validate_choice(name: str, state: dict[str, Any], scope: ValidationScope) -> None:
@@ -330,6 +365,10 @@ def validate_choice(name: str, state: dict[str, Any], scope: ValidationScope) ->
             _check_expressions(name, f"Choices[{i}]", {k: v for k, v in rule.items() if k != "Assign"})
         elif "Condition" in rule or "Output" in rule:
             raise _err(name, f"Choices[{i}]", "'Condition'/'Output' are JSONata fields; JSONPath rules use 'Variable'")
+        else:
+            problem = check_rule(rule, top=True)
+            if problem:
+                raise _err(name, f"Choices[{i}]", problem)
         if "Assign" in rule:
             _check_assign(name, f"Choices[{i}].Assign", rule["Assign"], scope)  # type: ignore[arg-type]
     if "Default" in state and (not isinstance(state["Default"], str) or state["Default"] not in scope.states):
