@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import ast
 import pathlib
+import random
 
-from emulator.stepfunctions import StateMachine
+from emulator.stepfunctions import StateMachine, VirtualClock
+from emulator.stepfunctions.engine import Execution
+from emulator.stepfunctions.history import History
 from emulator.stepfunctions.registry import STATE_TYPES
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "emulator" / "stepfunctions"
@@ -66,3 +69,17 @@ def test_a_state_type_is_one_table_entry():
     result = StateMachine({"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": 1, "End": True}}}).execute(
         None, invoker=None)
     assert result.output == 1
+
+
+def test_spawn_child_times_out_past_its_max_duration_and_keeps_its_own_history():
+    """The port's spawn_child: a child past max_duration_s ends TIMED_OUT (States.Timeout) in its own history."""
+    sm = StateMachine({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+    clock = VirtualClock()
+    parent = Execution(sm, {}, invoker=None, s3_client=None, name="p", history=History(clock=clock), clock=clock,
+                       rng=random.Random(0))
+    waits = {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 600, "End": True}}}
+    run = parent.spawn_child(waits, {}, name="c", arn="arn:c", item={"Index": 0, "Value": {}}, max_duration_s=300)
+    assert run.status == "TIMED_OUT" and run.error == "States.Timeout"
+    assert run.history[-1]["type"] == "ExecutionTimedOut" and parent.history.events == []
+    done = parent.spawn_child(sm.definition, {"x": 1}, name="d", arn="arn:d", item={"Index": 1, "Value": {}})
+    assert done.status == "SUCCEEDED" and done.output == {"x": 1}

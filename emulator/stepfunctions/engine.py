@@ -186,16 +186,22 @@ class Execution:
             self.map_runs.append(record)
 
     def spawn_child(self, machine: dict[str, Any], data: Any, *, name: str, arn: str, item: dict[str, Any],
-                    parent: Step | None = None) -> ChildRun:
+                    parent: Step | None = None, max_duration_s: float | None = None) -> ChildRun:
         """Run a Distributed Map child execution with its own history and no outer variables.
 
-        ExecutionStopped propagates.
+        ``max_duration_s`` bounds the child (an EXPRESS child's 5 minutes): past it the child
+        ends TIMED_OUT (``States.Timeout``). When the parent stops or passes its own deadline
+        the child records ExecutionAborted and ExecutionStopped propagates.
         """
         child = Execution(self.machine, data, invoker=self.invoker, s3_client=self.s3, name=name,
-                          history=History(clock=self.clock, max_events=aws.MAX_HISTORY_EVENTS), clock=self.clock, rng=self.rng, stop=self.stop,
-                          definition=machine, arn=arn)
+                          history=History(clock=self.clock, max_events=aws.MAX_HISTORY_EVENTS), clock=self.clock,
+                          rng=self.rng, stop=self.stop, definition=machine, arn=arn)
+        start = self.clock.now()
         child.deadline = self.deadline
-        run = ChildRun(name=name, arn=arn, status="SUCCEEDED", start=self.clock.now(), history=child.history.events)
+        if max_duration_s is not None:
+            own = start + max_duration_s
+            child.deadline = own if child.deadline is None else min(child.deadline, own)
+        run = ChildRun(name=name, arn=arn, status="SUCCEEDED", start=start, history=child.history.events)
         child.history.add("ExecutionStarted", {"input": as_json(data)})
         try:
             language = parent.lang.name if parent is not None else JSONPATH
@@ -204,7 +210,15 @@ class Execution:
         except E.StatesError as exc:
             child.history.add("ExecutionFailed", _error_details(exc), final=True)
             run.status, run.error, run.cause = "FAILED", exc.error, exc.cause
-        run.stop = self.clock.now()
+        except E.ExecutionStopped:
+            parent_over = self.deadline is not None and self.clock.now() > self.deadline
+            if self.stop.is_set() or parent_over or max_duration_s is None:
+                child.history.add("ExecutionAborted", {}, final=True)
+                raise
+            child.history.add("ExecutionTimedOut", {"error": E.TIMEOUT}, final=True)
+            run.status, run.error, run.cause = "TIMED_OUT", E.TIMEOUT, None
+        finally:
+            run.stop = self.clock.now()
         return run
 
     def context(self, state_name: str, entered: float, retry_count: int = 0, item: dict | None = None) -> dict[str, Any]:

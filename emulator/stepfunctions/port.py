@@ -32,7 +32,7 @@ class ChildRun:
 
     name: str
     arn: str
-    status: str  # SUCCEEDED | FAILED
+    status: str  # SUCCEEDED | FAILED | TIMED_OUT
     output: Any = None
     error: str | None = None
     cause: str | None = None
@@ -76,10 +76,11 @@ class ExecutionPort(Protocol):
         """
 
     def spawn_child(self, machine: dict[str, Any], data: Any, *, name: str, arn: str, item: dict[str, Any],
-                    parent: "Step | None" = None) -> ChildRun:
+                    parent: "Step | None" = None, max_duration_s: float | None = None) -> ChildRun:
         """Run a child execution with its own history (never raises for the child's runtime errors).
 
-        The child inherits the parent step's query language but none of its variables.
+        The child inherits the parent step's query language but none of its variables; it ends
+        TIMED_OUT past ``max_duration_s``; ExecutionStopped propagates when the parent stops.
         """
 
     def record_map_run(self, record: dict[str, Any]) -> None:
