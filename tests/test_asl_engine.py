@@ -9,38 +9,11 @@ import time
 
 import pytest
 
-from emulator.contracts.lambdas import LambdaFunctionError
 from emulator.contracts.job import placeholder_substitutions
+from emulator.contracts.lambdas import LambdaFunctionError
 from emulator.pipeline import DEFINITION_PATH
 from emulator.stepfunctions import DefinitionError, StateMachine, VirtualClock
-
-
-class FunctionTable:
-    """Stands in for the Lambda service: calls Python functions and measures concurrency."""
-
-    def __init__(self, **functions):
-        self.functions = functions
-        self.calls: list[tuple[str, object]] = []
-        self.in_flight = 0
-        self.max_in_flight = 0
-        self._lock = threading.Lock()
-
-    def invoke(self, name, payload):
-        with self._lock:
-            self.calls.append((name, payload))
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
-            return self.functions[name](payload)
-        finally:
-            with self._lock:
-                self.in_flight -= 1
-
-
-def fails_with(error_type, message="boom"):
-    def fn(_payload):
-        raise LambdaFunctionError(error_type, message)
-    return fn
+from tests.asl_helpers import FunctionTable, fails_with
 
 
 def machine(states, start=None, **top):

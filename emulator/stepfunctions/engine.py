@@ -13,7 +13,6 @@ import random
 import re
 import threading
 import uuid
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -25,28 +24,12 @@ from emulator.stepfunctions.dataflow import (JSONPATH, LANGUAGES, MAX_EXECUTION_
                                              check_payload)
 from emulator.stepfunctions.definition import validate_machine
 from emulator.stepfunctions.history import History, as_json
-from emulator.stepfunctions.port import ChildRun, Step
+from emulator.stepfunctions.port import ExecutionResult, Step
 from emulator.stepfunctions.registry import STATE_TYPES
 from emulator.stepfunctions.retry import RetryCounter, find_catcher, retriers_of
 from emulator.stepfunctions.variables import Scope
 
 _SUBSTITUTION = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
-
-
-@dataclass
-class ExecutionResult:
-    """What an execution ended with, plus its history and map runs."""
-
-    name: str
-    execution_arn: str
-    status: str  # SUCCEEDED | FAILED | TIMED_OUT | ABORTED
-    output: Any = None
-    error: str | None = None
-    cause: str | None = None
-    start: float = 0.0
-    stop: float = 0.0
-    history: list[dict[str, Any]] = field(default_factory=list)
-    map_runs: list[dict[str, Any]] = field(default_factory=list)
 
 
 def substitute(text: str, substitutions: dict[str, str]) -> str:
@@ -186,7 +169,7 @@ class Execution:
             self.map_runs.append(record)
 
     def spawn_child(self, machine: dict[str, Any], data: Any, *, name: str, arn: str, item: dict[str, Any],
-                    parent: Step | None = None, max_duration_s: float | None = None) -> ChildRun:
+                    parent: Step | None = None, max_duration_s: float | None = None) -> ExecutionResult:
         """Run a Distributed Map child execution with its own history and no outer variables.
 
         ``max_duration_s`` bounds the child (an EXPRESS child's 5 minutes): past it the child
@@ -201,7 +184,7 @@ class Execution:
         if max_duration_s is not None:
             own = start + max_duration_s
             child.deadline = own if child.deadline is None else min(child.deadline, own)
-        run = ChildRun(name=name, arn=arn, status="SUCCEEDED", start=start, history=child.history.events)
+        run = ExecutionResult(name, arn, "SUCCEEDED", start=start, history=child.history.events)
         child.history.add("ExecutionStarted", {"input": as_json(data)})
         try:
             language = parent.lang.name if parent is not None else JSONPATH

@@ -194,7 +194,7 @@ def _run_distributed(execution: ExecutionPort, step: Step, machine: dict, inputs
         child = execution.spawn_child(machine, inputs[index], name=child_name,
                                       arn=aws.execution_arn(f"{execution.machine_name}/{label}", child_name),
                                       item={"Index": index, "Value": inputs[index]}, parent=step)
-        record: dict[str, Any] = {"index": index, "name": child_name, "execution_arn": child.arn,
+        record: dict[str, Any] = {"index": index, "name": child_name, "execution_arn": child.execution_arn,
                                   "input": inputs[index], "start": child.start, "status": child.status}
         if child.status == "SUCCEEDED":
             record["output"] = child.output

@@ -27,18 +27,19 @@ from emulator.stepfunctions.history import History
 
 
 @dataclass
-class ChildRun:
-    """How a child execution (a DISTRIBUTED Map item) ended."""
+class ExecutionResult:
+    """What an execution ended with, plus its history and map runs (also a Map child execution's end)."""
 
     name: str
-    arn: str
-    status: str  # SUCCEEDED | FAILED | TIMED_OUT
+    execution_arn: str
+    status: str  # SUCCEEDED | FAILED | TIMED_OUT | ABORTED
     output: Any = None
     error: str | None = None
     cause: str | None = None
     start: float = 0.0
     stop: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
+    map_runs: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Variables(Protocol):
@@ -76,7 +77,7 @@ class ExecutionPort(Protocol):
         """
 
     def spawn_child(self, machine: dict[str, Any], data: Any, *, name: str, arn: str, item: dict[str, Any],
-                    parent: "Step | None" = None, max_duration_s: float | None = None) -> ChildRun:
+                    parent: "Step | None" = None, max_duration_s: float | None = None) -> ExecutionResult:
         """Run a child execution with its own history (never raises for the child's runtime errors).
 
         The child inherits the parent step's query language but none of its variables; it ends
