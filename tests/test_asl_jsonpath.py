@@ -7,7 +7,6 @@ in each docstring (base: https://docs.aws.amazon.com/step-functions/latest/dg/).
 from __future__ import annotations
 
 import base64
-import json
 import re
 
 import pytest
