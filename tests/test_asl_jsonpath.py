@@ -46,6 +46,24 @@ def test_a_missing_definite_path_is_a_runtime_error():
     assert result.status == "FAILED" and result.error == "States.Runtime"
 
 
+@pytest.mark.parametrize("value, expected", [("2024-01-01T00:00:00Z", True), ("2024-01-01T00:00:00.123456789+01:00", True),
+                                             ("2024-01-01", False), ("2024-01-01T00:00:00", False), ("2024-01-01 00:00:00Z", False)])
+def test_is_timestamp_takes_rfc_3339_with_t_and_zone(value, expected):
+    """state-choice.html: timestamps conform to RFC 3339 (uppercase T, a zone); IsTimestamp tests that form."""
+    result = run({"C": {"Type": "Choice", "Choices": [{"Variable": "$.t", "IsTimestamp": True, "Next": "Yes"}], "Default": "No"},
+                  "Yes": {"Type": "Pass", "Result": True, "End": True}, "No": {"Type": "Pass", "Result": False, "End": True}},
+                 {"t": value})
+    assert result.output is expected
+
+
+def test_lambda_error_cause_is_the_function_error_body():
+    """connect-lambda.html / concepts-error-handling.html: the error is the function's errorType and the cause its
+    error body {"errorMessage", "errorType", "stackTrace"}."""
+    result = run({"T": lambda_task(End=True)}, {}, FunctionTable(f=fails_with("ValueError", "bad value")))
+    assert result.error == "ValueError"
+    assert result.cause == '{"errorMessage": "bad value", "errorType": "ValueError", "stackTrace": []}'
+
+
 # -- lambda:invoke payload and result shapes -------------------------------------------------
 
 def invoke(params, fn=lambda p: p, data=None):

@@ -15,6 +15,7 @@ from typing import Any
 
 from emulator.stepfunctions.errors import RUNTIME, StatesError
 from emulator.stepfunctions.paths import PathSyntaxError, check_path, evaluate, is_path_value_present
+from emulator.stepfunctions.timestamps import parse_timestamp
 
 _COMPARATORS = {
     "Equals": lambda a, b: a == b, "LessThan": lambda a, b: a < b, "GreaterThan": lambda a, b: a > b,
@@ -30,12 +31,7 @@ OPERATORS = (
 
 
 def _timestamp(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
+    return parse_timestamp(value)
 
 
 def _is_numeric(value: Any) -> bool:

@@ -22,6 +22,7 @@ from emulator.stepfunctions.expressions import compile_expression, is_expression
 from emulator.stepfunctions.paths import PathSyntaxError, check_path, is_definite
 from emulator.stepfunctions.port import StateType, ValidationScope
 from emulator.stepfunctions.templates import check_template
+from emulator.stepfunctions.timestamps import parse_timestamp
 
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 S3_GET_OBJECT = "arn:aws:states:::s3:getObject"
@@ -375,8 +376,6 @@ def validate_choice(name: str, state: dict[str, Any], scope: ValidationScope) ->
         raise _err(name, "Default", f"{state['Default']!r} is not a state in this scope")
 
 
-# RFC 3339 with the T and a zone, as the Wait state requires.
-TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 
 
 def validate_wait(name: str, state: dict[str, Any], scope: ValidationScope) -> None:
@@ -389,7 +388,7 @@ def validate_wait(name: str, state: dict[str, Any], scope: ValidationScope) -> N
             _positive_int(seconds, allow_zero=True) and seconds <= aws.MAX_WAIT_SECONDS):
         raise _err(name, "Seconds", f"must be an integer from 0 to {aws.MAX_WAIT_SECONDS}")
     stamp = state.get("Timestamp")
-    if "Timestamp" in state and not is_expression(stamp) and not (isinstance(stamp, str) and TIMESTAMP.match(stamp)):
+    if "Timestamp" in state and not is_expression(stamp) and parse_timestamp(stamp) is None:
         raise _err(name, "Timestamp", f"{stamp!r} is not an RFC 3339 timestamp such as 2016-03-14T01:59:00Z")
 
 

@@ -11,12 +11,11 @@ and ``Cause`` are optional: without them the execution fails with neither; ``Err
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from emulator.contracts import aws
 from emulator.stepfunctions import errors as E
-from emulator.stepfunctions.definition import TIMESTAMP
+from emulator.stepfunctions.timestamps import parse_timestamp
 from emulator.stepfunctions.port import ExecutionPort, Outcome, Step
 
 
@@ -52,12 +51,10 @@ def wait_seconds(value: Any, name: str) -> int:
 
 def wait_until(value: Any, name: str) -> float:
     """A Wait timestamp (RFC 3339 with ``T`` and a zone) as epoch seconds, else States.Runtime."""
-    if not isinstance(value, str) or not TIMESTAMP.match(value):
+    moment = parse_timestamp(value)
+    if moment is None:
         raise E.StatesError(E.RUNTIME, f"State {name!r}: {value!r} is not an RFC 3339 timestamp such as 2016-03-14T01:59:00Z")
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError as exc:
-        raise E.StatesError(E.RUNTIME, f"State {name!r}: {value!r} is not a valid timestamp") from exc
+    return moment.timestamp()
 
 
 def run_wait(execution: ExecutionPort, step: Step) -> Outcome:

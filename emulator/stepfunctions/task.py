@@ -114,7 +114,9 @@ def invoke_with_timeout(invoker: LambdaInvoker, function: str, payload: Any, tim
         try:
             return invoker.invoke(function, payload)
         except LambdaFunctionError as exc:
-            raise E.StatesError(exc.error_type, json.dumps(exc.to_payload())) from exc
+            # The cause is the function's error body as Lambda returns it (errorMessage first).
+            cause = {"errorMessage": exc.message, "errorType": exc.error_type, "stackTrace": exc.trace}
+            raise E.StatesError(exc.error_type, json.dumps(cause)) from exc
 
     if not timeout:
         return call()
