@@ -170,20 +170,20 @@ def test_choice_condition_must_be_boolean():
     assert result.error == "States.QueryEvaluationError"
 
 
-def test_choice_rule_output():
-    """state-choice.html: a matched JSONata rule's Output is the state's output."""
-    result = jsonata({"C": {"Type": "Choice", "Choices": [{"Condition": "{% true %}", "Next": "D", "Output": {"via": "rule"}}]},
-                      "D": {"Type": "Succeed"}}, {"x": 1})
-    assert result.output == {"via": "rule"}
+def test_choice_rule_fields():
+    """state-choice.html: a JSONata Choice rule has Condition, Next and optionally Assign (no Output)."""
+    with pytest.raises(DefinitionError, match=r"state 'C': field 'Choices\[0\]'.*Output"):
+        StateMachine({"QueryLanguage": "JSONata", "StartAt": "C", "States": {
+            "C": {"Type": "Choice", "Choices": [{"Condition": "{% true %}", "Next": "D", "Output": 1}]}, "D": {"Type": "Succeed"}}})
 
 
-def test_map_items_and_item_selector():
-    """state-map.html: Items (array or expression) and ItemSelector with $states.context.Map.Item."""
-    result = jsonata({"M": {"Type": "Map", "Items": "{% $states.input.list %}",
-                            "ItemSelector": {"v": "{% $states.context.Map.Item.Value %}", "i": "{% $states.context.Map.Item.Index %}"},
-                            "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "Output": "{% $states.input.v * 10 + $states.input.i %}", "End": True}}},
-                            "End": True}}, {"list": [1, 2, 3]})
-    assert result.output == [10, 21, 32]
+def test_choice_state_and_rule_assign_both_apply():
+    """state-choice.html: a rule's Assign applies when it matches; the state-level Assign applies whichever rule matches."""
+    states = {"C": {"Type": "Choice", "Assign": {"seen": True, "path": "state"},
+                    "Choices": [{"Condition": "{% $states.input.n > 1 %}", "Next": "D", "Assign": {"path": "rule"}}], "Default": "D"},
+              "D": {"Type": "Pass", "Output": {"seen": "{% $seen %}", "path": "{% $path %}"}, "End": True}}
+    assert jsonata(states, {"n": 5}).output == {"seen": True, "path": "rule"}
+    assert jsonata(states, {"n": 0}).output == {"seen": True, "path": "state"}
 
 
 def test_distributed_map_jsonata_batcher_and_concurrency_expressions():

@@ -248,10 +248,9 @@ class Execution:
             try:
                 step.input = lang.effective_input(step)
                 outcome = state_type.runner(self, step)
-                if outcome.overrides:
-                    step.state = {**state, **outcome.overrides}
                 output = lang.shape(step, outcome.result, state_type.shapes_result)
-                assigned = lang.assignments(step, step.state.get("Assign"), outcome.result, state_type.shapes_result)
+                assigned = lang.assignments(step, state.get("Assign"), outcome.result, state_type.shapes_result)
+                assigned.update(lang.assignments(step, outcome.assign, outcome.result, state_type.shapes_result))
                 check_payload(output, f"output of state {name!r}")
                 if outcome.chooses_next:
                     nxt = outcome.next
@@ -268,7 +267,6 @@ class Execution:
                 catcher = find_catcher(state, exc.error)
                 if catcher is None:
                     raise
-                step.state = state
                 error_output = {"Error": exc.error, "Cause": exc.cause}
                 output = lang.caught(step, catcher, error_output)
                 assigned = lang.caught_assignments(step, catcher, error_output)

@@ -2,7 +2,8 @@
 
 Rules: https://docs.aws.amazon.com/step-functions/latest/dg/state-pass.html (``Result``, else
 the ``Parameters`` output, else the input), state-choice.html (first matching rule wins, else
-``Default``, else ``States.NoChoiceMatched``; a matched rule's own ``Assign``/``Output`` apply),
+``Default``, else ``States.NoChoiceMatched``; the state's ``Assign`` always applies and a matched
+rule's own ``Assign`` too),
 state-wait.html (``Seconds`` an integer from 0 to 99999999; ``Timestamp`` an RFC 3339 time with
 ``T`` and a zone, e.g. ``2016-03-14T01:59:00Z``), state-succeed.html, state-fail.html (``Error``
 and ``Cause`` are optional: without them the execution fails with neither; ``ErrorPath`` and
@@ -31,8 +32,7 @@ def run_choice(execution: ExecutionPort, step: Step) -> Outcome:
     """Choice: the first rule that matches names the next state."""
     for rule in step.state["Choices"]:
         if step.lang.condition(step, rule):
-            overrides = {k: rule[k] for k in ("Assign", "Output") if k in rule}
-            return Outcome(step.input, rule["Next"], chooses_next=True, overrides=overrides)
+            return Outcome(step.input, rule["Next"], chooses_next=True, assign=rule.get("Assign"))
     default = step.state.get("Default")
     if default is None:
         raise E.StatesError(E.NO_CHOICE, f"No Choice rule matched in state {step.name!r} and it has no Default")

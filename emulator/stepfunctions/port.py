@@ -137,7 +137,7 @@ class Outcome:
     result: Any
     next: str | None = None
     chooses_next: bool = False
-    overrides: dict[str, Any] = field(default_factory=dict)  # a matched Choice rule's Assign/Output
+    assign: Any = None  # a matched Choice rule's own Assign, applied after the state's
 
 
 Runner = Callable[[ExecutionPort, Step], Outcome]
