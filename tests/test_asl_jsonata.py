@@ -170,11 +170,14 @@ def test_choice_condition_must_be_boolean():
     assert result.error == "States.QueryEvaluationError"
 
 
-def test_choice_rule_fields():
-    """state-choice.html: a JSONata Choice rule has Condition, Next and optionally Assign (no Output)."""
-    with pytest.raises(DefinitionError, match=r"state 'C': field 'Choices\[0\]'.*Output"):
+def test_choice_rule_output():
+    """state-choice.html: a matched JSONata rule's Output is the state's output; unknown rule fields are rejected."""
+    result = jsonata({"C": {"Type": "Choice", "Choices": [{"Condition": "{% true %}", "Next": "D", "Output": {"via": "rule"}}]},
+                      "D": {"Type": "Succeed"}}, {"x": 1})
+    assert result.output == {"via": "rule"}
+    with pytest.raises(DefinitionError, match=r"state 'C': field 'Choices\[0\]'.*Variable"):
         StateMachine({"QueryLanguage": "JSONata", "StartAt": "C", "States": {
-            "C": {"Type": "Choice", "Choices": [{"Condition": "{% true %}", "Next": "D", "Output": 1}]}, "D": {"Type": "Succeed"}}})
+            "C": {"Type": "Choice", "Choices": [{"Condition": "{% true %}", "Next": "D", "Variable": "$.x"}]}, "D": {"Type": "Succeed"}}})
 
 
 def test_choice_state_and_rule_assign_both_apply():

@@ -360,12 +360,12 @@ def validate_choice(name: str, state: dict[str, Any], scope: ValidationScope) ->
         if scope.language == JSONATA:
             if "Condition" not in rule:
                 raise _err(name, f"Choices[{i}]", "a JSONata Choice rule needs 'Condition'")
-            unknown = set(rule) - {"Condition", "Next", "Assign", "Comment"}
+            unknown = set(rule) - {"Condition", "Next", "Assign", "Output", "Comment"}
             if unknown:
                 raise _err(name, f"Choices[{i}]", f"field(s) {', '.join(sorted(unknown))} not allowed in a JSONata Choice rule")
             _check_expressions(name, f"Choices[{i}]", {k: v for k, v in rule.items() if k != "Assign"})
-        elif "Condition" in rule:
-            raise _err(name, f"Choices[{i}]", "'Condition' is a JSONata field; JSONPath rules use 'Variable'")
+        elif "Condition" in rule or "Output" in rule:
+            raise _err(name, f"Choices[{i}]", "'Condition'/'Output' are JSONata fields; JSONPath rules use 'Variable'")
         else:
             problem = check_rule(rule, top=True)
             if problem:

@@ -248,7 +248,10 @@ class Execution:
             try:
                 step.input = lang.effective_input(step)
                 outcome = state_type.runner(self, step)
+                if outcome.overrides:
+                    step.state = {**state, **outcome.overrides}
                 output = lang.shape(step, outcome.result, state_type.shapes_result)
+                step.state = state
                 assigned = lang.assignments(step, state.get("Assign"), outcome.result, state_type.shapes_result)
                 assigned.update(lang.assignments(step, outcome.assign, outcome.result, state_type.shapes_result))
                 check_payload(output, f"output of state {name!r}")

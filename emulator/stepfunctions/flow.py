@@ -3,7 +3,7 @@
 Rules: https://docs.aws.amazon.com/step-functions/latest/dg/state-pass.html (``Result``, else
 the ``Parameters`` output, else the input), state-choice.html (first matching rule wins, else
 ``Default``, else ``States.NoChoiceMatched``; the state's ``Assign`` always applies and a matched
-rule's own ``Assign`` too),
+rule's own ``Assign`` too; a matched JSONata rule's ``Output`` replaces the state's),
 state-wait.html (``Seconds`` an integer from 0 to 99999999; ``Timestamp`` an RFC 3339 time with
 ``T`` and a zone, e.g. ``2016-03-14T01:59:00Z``), state-succeed.html, state-fail.html (``Error``
 and ``Cause`` are optional: without them the execution fails with neither; ``ErrorPath`` and
@@ -32,7 +32,8 @@ def run_choice(execution: ExecutionPort, step: Step) -> Outcome:
     """Choice: the first rule that matches names the next state."""
     for rule in step.state["Choices"]:
         if step.lang.condition(step, rule):
-            return Outcome(step.input, rule["Next"], chooses_next=True, assign=rule.get("Assign"))
+            overrides = {"Output": rule["Output"]} if "Output" in rule else {}
+            return Outcome(step.input, rule["Next"], chooses_next=True, assign=rule.get("Assign"), overrides=overrides)
     default = step.state.get("Default")
     if default is None:
         raise E.StatesError(E.NO_CHOICE, f"No Choice rule matched in state {step.name!r} and it has no Default")

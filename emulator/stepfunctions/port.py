@@ -138,6 +138,7 @@ class Outcome:
     next: str | None = None
     chooses_next: bool = False
     assign: Any = None  # a matched Choice rule's own Assign, applied after the state's
+    overrides: dict[str, Any] = field(default_factory=dict)  # a matched JSONata Choice rule's Output
 
 
 Runner = Callable[[ExecutionPort, Step], Outcome]
