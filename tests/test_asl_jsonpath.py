@@ -159,6 +159,17 @@ def test_parallel_retried_records_one_failed_event():
     assert types.count("ParallelStateStarted") == 3 and types.count("ParallelStateFailed") == 1
 
 
+def test_a_failed_branch_stops_the_other_branches():
+    """state-parallel.html: if any branch fails, the Parallel state fails and all of its branches are stopped."""
+    slow = {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 1, "Next": "Later"},
+                                       "Later": {"Type": "Pass", "Next": "Last"}, "Last": {"Type": "Pass", "End": True}}}
+    failing = {"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "Boom"}}}
+    result = StateMachine({"StartAt": "Par", "States": {"Par": {"Type": "Parallel", "Branches": [slow, failing], "End": True}}}).execute(
+        {}, invoker=FunctionTable())
+    assert result.error == "Boom"
+    assert not any(e.get("stateEnteredEventDetails", {}).get("name") == "Last" for e in result.history)
+
+
 def test_map_retried_records_one_failed_event():
     """concepts-error-handling.html / API_HistoryEvent: a retried Map records MapStateFailed once."""
     processor = {"StartAt": "B", "States": {"B": lambda_task(End=True)}}

@@ -218,17 +218,20 @@ class Execution:
 
     # -- interpretation ---------------------------------------------------------
     def run_machine(self, machine: dict[str, Any], data: Any, item: dict | None = None,
-                    parent: Step | None = None) -> Any:
+                    parent: Step | None = None, cancel: threading.Event | None = None) -> Any:
         """Run a (sub-)machine from StartAt to a terminal state, in an inner variable scope; returns its output."""
         scope = parent.variables.child() if parent is not None else Scope()
         language = parent.lang.name if parent is not None else self.definition.get("QueryLanguage", JSONPATH)
-        return self._run_states(machine, data, item, scope, language)
+        return self._run_states(machine, data, item, scope, language, cancel)
 
-    def _run_states(self, machine: dict[str, Any], data: Any, item: dict | None, scope: Scope, language: str) -> Any:
+    def _run_states(self, machine: dict[str, Any], data: Any, item: dict | None, scope: Scope, language: str,
+                    cancel: threading.Event | None = None) -> Any:
         name = machine["StartAt"]
         states = machine["States"]
         while True:
             self.check_running()
+            if cancel is not None and cancel.is_set():
+                raise E.BranchStopped(name)
             data, name = self.run_state(name, states[name], data, item, scope, language)
             if name is None:
                 return data

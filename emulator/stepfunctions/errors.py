@@ -31,6 +31,10 @@ class ExecutionStopped(Exception):
     """The execution was aborted or timed out; unwinds every running state."""
 
 
+class BranchStopped(Exception):
+    """A sibling Parallel branch failed: this branch stops at its next state, as AWS stops all branches."""
+
+
 # Errors a Retry/Catch `States.TaskFailed` does not match.
 NOT_TASK_FAILED = {"States.Timeout", "States.HeartbeatTimeout"}
 RUNTIME = "States.Runtime"

@@ -3,8 +3,9 @@
 Rules (https://docs.aws.amazon.com/step-functions/latest/dg/state-parallel.html): every
 branch gets the same input (the state's arguments) and runs in its own variable scope;
 the result is the array of branch outputs in branch order; when a branch fails, the state
-fails with that error. Each attempt records ParallelStateStarted; ParallelStateFailed is
-recorded once, when the state finally fails (after its retries).
+fails with that error and the other branches stop (here: before their next state). Each
+attempt records ParallelStateStarted; ParallelStateFailed is recorded once, when the state
+finally fails (after its retries).
 """
 
 from __future__ import annotations
@@ -24,12 +25,16 @@ def run_parallel(execution: ExecutionPort, step: Step) -> Outcome:
     results: list[Any] = [None] * len(branches)
     failures: list[E.StatesError] = []
     stopped: list[E.ExecutionStopped] = []
+    cancel = threading.Event()
 
     def run(i: int, branch: dict) -> None:
         try:
-            results[i] = execution.run_machine(branch, branch_input, None, step)
+            results[i] = execution.run_machine(branch, branch_input, None, step, cancel)
         except E.StatesError as exc:
             failures.append(exc)
+            cancel.set()
+        except E.BranchStopped:
+            pass
         except E.ExecutionStopped as exc:
             stopped.append(exc)
 

@@ -69,11 +69,12 @@ class ExecutionPort(Protocol):
         """Sleep on the execution's clock, waking early (and unwinding) when it stops."""
 
     def run_machine(self, machine: dict[str, Any], data: Any, item: dict[str, Any] | None = None,
-                    parent: "Step | None" = None) -> Any:
+                    parent: "Step | None" = None, cancel: threading.Event | None = None) -> Any:
         """Run a nested machine (branch, inline iteration) from StartAt to its end; returns its output.
 
         ``parent`` is the Map/Parallel step: the nested states read its variables (in an inner
-        scope) and inherit its query language.
+        scope) and inherit its query language. When ``cancel`` is set the machine stops before
+        its next state with BranchStopped.
         """
 
     def spawn_child(self, machine: dict[str, Any], data: Any, *, name: str, arn: str, item: dict[str, Any],
