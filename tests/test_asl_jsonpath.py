@@ -240,6 +240,15 @@ def test_string_to_json_of_an_empty_string_is_null():
     assert passes({"v.$": "States.StringToJson('')"}, {}).output == {"v": None}
 
 
+@pytest.mark.parametrize("call", ["States.ArrayGetItem($.a, 5)", "States.ArrayGetItem($.a, -1)",
+                                  "States.Base64Encode($.long)", "States.Hash($.long, 'MD5')", "States.Base64Decode('***')"])
+def test_intrinsic_argument_limits_fail_with_intrinsic_failure(call):
+    """intrinsic-functions.html: ArrayGetItem needs an index in the array; Base64Encode/Decode and Hash take at most
+    10,000 characters; a failing intrinsic is States.IntrinsicFailure."""
+    result = passes({"v.$": call}, {"a": [1, 2], "long": "x" * 10_001})
+    assert result.status == "FAILED" and result.error == "States.IntrinsicFailure"
+
+
 @pytest.mark.parametrize("text", ["States.Format('bad \\q escape')", "States.Nope(1)", "States.Format('unterminated)"])
 def test_intrinsic_syntax_and_escapes_are_checked_when_the_definition_is_created(text):
     """intrinsic-functions.html: only \\' \\{ \\} \\\\ are escapes; unknown functions and bad syntax are definition errors."""

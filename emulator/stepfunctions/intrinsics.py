@@ -5,7 +5,9 @@ literals are single-quoted, and ``'``, ``{``, ``}`` and ``\\`` are escaped with 
 other escape is invalid, rejected when the definition is created); arguments may be literals,
 paths (``$.x``, ``$$.x``, ``$var``) or nested calls (up to 10 deep). ``States.Format`` renders a
 non-string argument as Java does (``{Arg1=1, Arg2=[]}``); ``States.MathAdd`` adds integers,
-rounding each argument half-up; ``States.StringToJson('')`` is null.
+rounding each argument half-up; ``States.StringToJson('')`` is null; ``States.Base64Encode``,
+``States.Base64Decode`` and ``States.Hash`` take at most 10,000 characters;
+``States.ArrayGetItem`` needs an index inside the array.
 """
 
 from __future__ import annotations
@@ -219,12 +221,31 @@ def _range(start: int, end: int, step: int) -> list[int]:
     return out
 
 
+MAX_STRING_ARGUMENT = 10_000  # States.Base64Encode/Decode and States.Hash inputs, in characters
+
+
+def _limited(text: Any) -> str:
+    if not isinstance(text, str):
+        raise ValueError(f"{text!r} is not a string")
+    if len(text) > MAX_STRING_ARGUMENT:
+        raise ValueError(f"the input has {len(text)} characters; at most {MAX_STRING_ARGUMENT} are allowed")
+    return text
+
+
+def _get_item(items: Any, index: Any) -> Any:
+    if not isinstance(items, list) or not isinstance(index, int) or isinstance(index, bool):
+        raise ValueError("States.ArrayGetItem needs an array and an integer index")
+    if not 0 <= index < len(items):
+        raise ValueError(f"index {index} is outside the array (length {len(items)})")
+    return items[index]
+
+
 def _hash(data: Any, algorithm: str) -> str:
     algorithms = {"MD5": hashlib.md5, "SHA-1": hashlib.sha1, "SHA-256": hashlib.sha256,
                   "SHA-384": hashlib.sha384, "SHA-512": hashlib.sha512}
     if algorithm not in algorithms:
         raise ValueError(f"hash algorithm {algorithm!r} must be one of {', '.join(algorithms)}")
-    text = data if isinstance(data, str) else json.dumps(data)
+    text = _limited(data if isinstance(data, str) else json.dumps(data))
     return algorithms[algorithm](text.encode()).hexdigest()
 
 
@@ -250,11 +271,11 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "States.ArrayPartition": _partition,
     "States.ArrayContains": lambda a, v: v in a,
     "States.ArrayRange": _range,
-    "States.ArrayGetItem": lambda a, i: a[int(i)],
+    "States.ArrayGetItem": lambda a, i: _get_item(a, i),
     "States.ArrayLength": lambda a: len(a),
     "States.ArrayUnique": _unique,
-    "States.Base64Encode": lambda s: base64.b64encode(s.encode()).decode(),
-    "States.Base64Decode": lambda s: base64.b64decode(s).decode(),
+    "States.Base64Encode": lambda s: base64.b64encode(_limited(s).encode()).decode(),
+    "States.Base64Decode": lambda s: base64.b64decode(_limited(s), validate=True).decode(),
     "States.Hash": _hash,
     "States.JsonMerge": _merge,
     "States.MathRandom": lambda lo, hi, seed=None: random.Random(seed).randint(int(lo), int(hi) - 1),
