@@ -103,6 +103,7 @@ class Execution:
         self.deadline: float | None = None
         self.map_runs: list[dict[str, Any]] = []
         self._map_lock = threading.Lock()
+        self._last_output = threading.local()  # per thread: the JSON text of the last state output
 
     # -- top level ------------------------------------------------------------
     def run(self) -> ExecutionResult:
@@ -228,22 +229,25 @@ class Execution:
                     cancel: threading.Event | None = None) -> Any:
         name = machine["StartAt"]
         states = machine["States"]
+        text: str | None = None  # the JSON of ``data`` when the previous state already made it
         while True:
             self.check_running()
             if cancel is not None and cancel.is_set():
                 raise E.BranchStopped(name)
-            data, name = self.run_state(name, states[name], data, item, scope, language)
+            data, name = self.run_state(name, states[name], data, item, scope, language, text)
+            text = self._last_output.text
             if name is None:
                 return data
 
     def run_state(self, name: str, state: dict[str, Any], raw: Any, item: dict | None,
-                  variables: Scope, language: str = JSONPATH) -> tuple[Any, str | None]:
+                  variables: Scope, language: str = JSONPATH, raw_text: str | None = None) -> tuple[Any, str | None]:
         """Run one state with its Retry and Catch; returns (output, next state name or None at the end)."""
         kind = state["Type"]
         state_type = STATE_TYPES[kind]
         lang = LANGUAGES[state.get("QueryLanguage", language)]
         entered = self.clock.now()
-        self.history.add(f"{kind}StateEntered", {"name": name, "input": as_json(raw)})
+        # One JSON text serves a state's StateExited and the next state's StateEntered (half the memory).
+        self.history.add(f"{kind}StateEntered", {"name": name, "input": raw_text if raw_text is not None else as_json(raw)})
         counter = RetryCounter(retriers_of(state))
         nxt = None if state.get("End") else state.get("Next")
         while True:
@@ -283,7 +287,9 @@ class Execution:
         if variables.total_size() > MAX_EXECUTION_VARIABLE_BYTES:
             raise E.StatesError(E.DATA_LIMIT_EXCEEDED, f"State {name!r}: the execution's variables exceed "
                                                        f"{MAX_EXECUTION_VARIABLE_BYTES} bytes")
-        self.history.add(f"{kind}StateExited", {"name": name, "output": as_json(output)})
+        text = as_json(output)
+        self.history.add(f"{kind}StateExited", {"name": name, "output": text})
+        self._last_output.text = text
         return output, nxt
 
 
