@@ -267,6 +267,14 @@ def test_state_output_over_the_quota_fails_with_data_limit_exceeded():
     assert result.status == "FAILED" and result.error == "States.DataLimitExceeded"
 
 
+def test_task_input_over_the_quota_after_parameters_fails():
+    """concepts-error-handling.html: States.DataLimitExceeded when a state's input is over the quota after Parameters."""
+    fns = FunctionTable(f=lambda p: 1)
+    result = run({"T": {"Type": "Task", "Resource": LAMBDA_INVOKE, "End": True,
+                        "Parameters": {"FunctionName": "f", "Payload": {"a.$": "$.s", "b.$": "$.s"}}}}, {"s": "x" * 140_000}, fns)
+    assert result.status == "FAILED" and result.error == "States.DataLimitExceeded" and fns.calls == []
+
+
 def test_data_limit_exceeded_is_caught_only_when_named():
     """concepts-error-handling.html: States.ALL does not catch States.DataLimitExceeded; naming it does."""
     states = lambda errors: {"T": lambda_task(Catch=[{"ErrorEquals": errors, "Next": "D"}], End=True), "D": {"Type": "Succeed"}}

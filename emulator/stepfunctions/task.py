@@ -23,6 +23,7 @@ from emulator.contracts import aws
 from emulator.contracts.aws import function_name_of
 from emulator.contracts.lambdas import LambdaFunctionError, LambdaInvoker, new_request_id
 from emulator.stepfunctions import errors as E
+from emulator.stepfunctions.dataflow import check_payload
 from emulator.stepfunctions.definition import LAMBDA_INVOKE
 from emulator.stepfunctions.history import as_json
 from emulator.stepfunctions.port import ExecutionPort, Outcome, Step
@@ -71,6 +72,7 @@ def invoke_response(output: Any, request_id: str, log_type: str | None, log_tail
 def run_task(execution: ExecutionPort, step: Step) -> Outcome:
     """Invoke the Lambda function and record the Task/LambdaFunction events."""
     params = step.lang.arguments(step)
+    check_payload(params, f"input of state {step.name!r} after Parameters/Arguments")
     resource = step.state["Resource"]
     history = execution.history
     if resource == LAMBDA_INVOKE:
