@@ -83,3 +83,6 @@ def test_spawn_child_times_out_past_its_max_duration_and_keeps_its_own_history()
     assert run.history[-1]["type"] == "ExecutionTimedOut" and parent.history.events == []
     done = parent.spawn_child(sm.definition, {"x": 1}, name="d", arn="arn:d", item={"Index": 1, "Value": {}})
     assert done.status == "SUCCEEDED" and done.output == {"x": 1}
+    parent.stop.set()
+    aborted = parent.spawn_child(waits, {}, name="e", arn="arn:e", item={"Index": 2, "Value": {}}, max_duration_s=300)
+    assert aborted.status == "ABORTED" and aborted.history[-1]["type"] == "ExecutionAborted"

@@ -175,7 +175,8 @@ class Execution:
 
         ``max_duration_s`` bounds the child (an EXPRESS child's 5 minutes): past it the child
         ends TIMED_OUT (``States.Timeout``). When the parent stops or passes its own deadline
-        the child records ExecutionAborted and ExecutionStopped propagates.
+        the child records ExecutionAborted and ends ABORTED; the caller then unwinds (raises
+        ExecutionStopped) after its own bookkeeping.
         """
         child = Execution(self.machine, data, invoker=self.invoker, s3_client=self.s3, name=name,
                           history=History(clock=self.clock, max_events=aws.MAX_HISTORY_EVENTS), clock=self.clock,
@@ -198,7 +199,8 @@ class Execution:
             parent_over = self.deadline is not None and self.clock.now() > self.deadline
             if self.stop.is_set() or parent_over or max_duration_s is None:
                 child.history.add("ExecutionAborted", {}, final=True)
-                raise
+                run.status = "ABORTED"
+                return run
             child.history.add("ExecutionTimedOut", {"error": E.TIMEOUT}, final=True)
             run.status, run.error, run.cause = "TIMED_OUT", E.TIMEOUT, None
         finally:

@@ -194,6 +194,8 @@ def _run_distributed(execution: ExecutionPort, step: Step, machine: dict, inputs
         child = execution.spawn_child(machine, inputs[index], name=child_name,
                                       arn=aws.execution_arn(f"{execution.machine_name}/{label}", child_name),
                                       item={"Index": index, "Value": inputs[index]}, parent=step)
+        if child.status == "ABORTED":
+            raise E.ExecutionStopped("stopped")
         record: dict[str, Any] = {"index": index, "name": child_name, "execution_arn": child.execution_arn,
                                   "input": inputs[index], "start": child.start, "status": child.status}
         if child.status == "SUCCEEDED":

@@ -82,7 +82,8 @@ class ExecutionPort(Protocol):
         """Run a child execution with its own history (never raises for the child's runtime errors).
 
         The child inherits the parent step's query language but none of its variables; it ends
-        TIMED_OUT past ``max_duration_s``; ExecutionStopped propagates when the parent stops.
+        TIMED_OUT past ``max_duration_s``, and ABORTED (history kept) when the parent stops, after
+        which the caller raises ExecutionStopped.
         """
 
     def record_map_run(self, record: dict[str, Any]) -> None:
