@@ -156,6 +156,7 @@ class _Simulation:
         self.invocations: list[dict[str, Any]] = []
         self.items_failed = 0
         self.transitions = 0
+        self.child_transitions = 0  # the Map's child workflows' share of self.transitions
         world = spec.world
         self.barrier = self.env.event()
         self.arrived = 0
@@ -242,6 +243,7 @@ class _Simulation:
         attempt = 0
         while True:
             self.transitions += 1
+            self.child_transitions += function == "worker"
             status = yield from self.invoke(function, memory_mb, handler_s, **kw)
             retryable = status == "throttled" or (status == "error" and self.invocations[-1]["error"] == "Runtime.ExitError")
             if status == "success" or not retryable or attempt >= self.spec.retry_max_attempts:
@@ -303,7 +305,8 @@ class _Simulation:
         put_list, get = s3_requests(world, spec.partitions)
         usage = Usage(
             lambda_gb_seconds=gb_s, lambda_requests=len(self.invocations),
-            sfn_transitions=0 if spec.express_children else self.transitions,
+            # EXPRESS children bill requests + GB-s; the parent's own transitions are Standard either way.
+            sfn_transitions=self.transitions - self.child_transitions if spec.express_children else self.transitions,
             sfn_express_requests=world if spec.express_children else 0,
             sfn_express_gb_hours=(sum(math.ceil(i["duration_s"] * 10) / 10 for i in self.worker_invocations()) * 64 / 1024 / 3600
                                   if spec.express_children else 0.0),

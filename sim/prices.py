@@ -170,7 +170,12 @@ def usage_from_record(record: RunRecord) -> Usage:
     """What a measured run consumed, from its REPORT fields, history and logs."""
     gb_s = sum(inv.billed_duration_ms / 1000.0 * inv.memory_size_mb / 1024.0 for inv in record.invocations)
     transitions = sum(1 for e in record.history if e.get("type", "").endswith("StateEntered"))
+    express_requests, express_gb_s = 0, 0.0
     for run in record.map_runs:
+        if run.get("express_billing"):  # EXPRESS children: billed per request and GB-s, not per transition
+            express_requests += int(run["express_billing"]["requests"])
+            express_gb_s += float(run["express_billing"]["gb_seconds"])
+            continue
         for child in run.get("children") or []:
             transitions += sum(1 for e in child.get("history", []) if e.get("type", "").endswith("StateEntered"))
     world = int(record.summary.get("world_size") or len(record.invocations_of("worker")) or 0)
@@ -184,6 +189,7 @@ def usage_from_record(record: RunRecord) -> Usage:
     put_list, get = s3_requests(world, partitions)
     return Usage(
         lambda_gb_seconds=gb_s, lambda_requests=len(record.invocations), sfn_transitions=transitions,
+        sfn_express_requests=express_requests, sfn_express_gb_hours=express_gb_s / 3600.0,
         s3_put_list=put_list, s3_get=get, fargate_seconds=makespan if uses_rendezvous else 0.0, log_bytes=log_bytes,
         arch=str(record.config.get("arch", "x86_64")),
     )

@@ -439,22 +439,84 @@ def validate_map(name: str, state: dict[str, Any], scope: ValidationScope) -> No
                   "ToleratedFailurePercentagePath", "ToleratedFailureCountPath", "Label"):
         if field in state and mode != "DISTRIBUTED":
             raise _err(name, field, "only a DISTRIBUTED Map may use it")
-    reader = state.get("ItemReader")
-    if reader is not None:
-        if reader.get("Resource") not in (S3_GET_OBJECT, S3_LIST_OBJECTS):
-            raise _err(name, "ItemReader.Resource", f"{reader.get('Resource')!r} is not supported; use {S3_GET_OBJECT} or {S3_LIST_OBJECTS}")
-        input_type = (reader.get("ReaderConfig") or {}).get("InputType", "JSON" if reader["Resource"] == S3_GET_OBJECT else None)
-        if reader["Resource"] == S3_GET_OBJECT and input_type not in ("JSON", "CSV"):
-            raise _err(name, "ItemReader.ReaderConfig.InputType", f"{input_type!r} is not supported; use JSON or CSV")
+    _validate_reader(name, state.get("ItemReader"))
+    _validate_writer(name, state.get("ResultWriter"))
     wrong = "Parameters" if scope.language == JSONATA else "Arguments"
     for field in ("ItemReader", "ResultWriter"):
         if isinstance(state.get(field), dict) and wrong in state[field]:
             raise _err(name, f"{field}.{wrong}", f"not a field of a {scope.language} {field} "
                                                  f"(use {'Arguments' if wrong == 'Parameters' else 'Parameters'})")
-    writer = state.get("ResultWriter")
-    if writer is not None and writer.get("Resource") != S3_PUT_OBJECT:
-        raise _err(name, "ResultWriter.Resource", f"{writer.get('Resource')!r} is not supported; use {S3_PUT_OBJECT}")
     percentage = state.get("ToleratedFailurePercentage")
-    if percentage is not None and not is_expression(percentage) and not (
-            isinstance(percentage, (int, float)) and 0 <= percentage <= 100):
-        raise _err(name, "ToleratedFailurePercentage", "must be between 0 and 100")
+    if percentage is not None and not is_expression(percentage) and (
+            not _is_number(percentage) or not 0 <= percentage <= 100):
+        raise _err(name, "ToleratedFailurePercentage", "must be a number between 0 and 100")
+    for field in ("ToleratedFailureCount", "MaxConcurrency"):
+        value = state.get(field)
+        if value is not None and not is_expression(value) and (
+                not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise _err(name, field, "must be a non-negative integer")
+    label = state.get("Label")
+    if label is not None and (not isinstance(label, str) or not label or len(label) > MAX_LABEL_LENGTH
+                              or _LABEL_FORBIDDEN.search(label)):
+        raise _err(name, "Label", f"must be 1-{MAX_LABEL_LENGTH} characters without whitespace, control "
+                                  "characters or any of < > { } [ ] ? * \" # % \\ ^ | ~ ` $ & , ; :")
+
+
+# Map Label: up to 40 characters; no whitespace, brackets, wildcards, special or control characters
+# (https://docs.aws.amazon.com/step-functions/latest/dg/state-map-distributed.html, "Label").
+MAX_LABEL_LENGTH = 40
+_LABEL_FORBIDDEN = re.compile(r"[\s<>{}\[\]?*\"#%\\^|~`$&,;:\x00-\x1f\x7f-\x9f]")
+READER_INPUT_TYPES = ("JSON", "JSONL", "CSV", "MANIFEST")
+WRITER_OUTPUT_TYPES = ("JSON", "JSONL")
+WRITER_TRANSFORMATIONS = ("NONE", "COMPACT", "FLATTEN")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _validate_reader(name: str, reader: Any) -> None:
+    if reader is None:
+        return
+    if not isinstance(reader, dict):
+        raise _err(name, "ItemReader", "must be a JSON object")
+    if reader.get("Resource") not in (S3_GET_OBJECT, S3_LIST_OBJECTS):
+        raise _err(name, "ItemReader.Resource", f"{reader.get('Resource')!r} is not supported; use {S3_GET_OBJECT} or {S3_LIST_OBJECTS}")
+    config = reader.get("ReaderConfig") or {}
+    if reader["Resource"] == S3_GET_OBJECT:
+        input_type = config.get("InputType", "JSON")
+        if input_type not in READER_INPUT_TYPES:
+            raise _err(name, "ItemReader.ReaderConfig.InputType",
+                       f"{input_type!r} is not supported; use {', '.join(READER_INPUT_TYPES)}")
+        location = config.get("CSVHeaderLocation", "FIRST_ROW")
+        if input_type == "CSV" and location not in ("FIRST_ROW", "GIVEN"):
+            raise _err(name, "ItemReader.ReaderConfig.CSVHeaderLocation", "must be FIRST_ROW or GIVEN")
+        if input_type == "CSV" and location == "GIVEN":
+            headers = config.get("CSVHeaders")
+            if not isinstance(headers, list) or not headers or not all(isinstance(h, str) for h in headers):
+                raise _err(name, "ItemReader.ReaderConfig.CSVHeaders", "CSVHeaderLocation GIVEN needs a non-empty list of column names")
+            duplicates = sorted({h for h in headers if headers.count(h) > 1})
+            if duplicates:
+                raise _err(name, "ItemReader.ReaderConfig.CSVHeaders", f"repeats {', '.join(map(repr, duplicates))}; column names must be unique")
+    if "MaxItems" in config and "MaxItemsPath" in config:
+        raise _err(name, "ItemReader.ReaderConfig.MaxItems", "give MaxItems or MaxItemsPath, not both")
+    if "MaxItems" in config and (not isinstance(config["MaxItems"], int) or config["MaxItems"] < 0):
+        raise _err(name, "ItemReader.ReaderConfig.MaxItems", "must be a non-negative integer")
+
+
+def _validate_writer(name: str, writer: Any) -> None:
+    if writer is None:
+        return
+    if not isinstance(writer, dict):
+        raise _err(name, "ResultWriter", "must be a JSON object")
+    config = writer.get("WriterConfig")
+    if "Resource" not in writer and config is None:
+        raise _err(name, "ResultWriter", f"needs 'Resource' ({S3_PUT_OBJECT}) with 'Parameters', or a 'WriterConfig'")
+    if "Resource" in writer and writer["Resource"] != S3_PUT_OBJECT:
+        raise _err(name, "ResultWriter.Resource", f"{writer.get('Resource')!r} is not supported; use {S3_PUT_OBJECT}")
+    if config is not None:
+        if config.get("OutputType", "JSON") not in WRITER_OUTPUT_TYPES:
+            raise _err(name, "ResultWriter.WriterConfig.OutputType", f"{config.get('OutputType')!r} must be JSON or JSONL")
+        if config.get("Transformation", "NONE") not in WRITER_TRANSFORMATIONS:
+            raise _err(name, "ResultWriter.WriterConfig.Transformation",
+                       f"{config.get('Transformation')!r} must be NONE, COMPACT or FLATTEN")

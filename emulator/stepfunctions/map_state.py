@@ -1,127 +1,166 @@
-"""The Map state, INLINE and DISTRIBUTED: item sources, batching, concurrency, tolerance, ResultWriter."""
+"""The Map state, INLINE and DISTRIBUTED: items, ItemSelector, batching, concurrency, tolerance, Map Runs.
+
+AWS rules this module follows (Step Functions developer guide):
+
+- Field order (https://docs.aws.amazon.com/step-functions/latest/dg/input-output-fields-dist-map.html):
+  items (ItemsPath or ItemReader) -> ItemSelector, applied to EACH item -> ItemBatcher, which groups the
+  selected items into ``{"Items": [...], "BatchInput": ...}`` child inputs.
+- Failure threshold (https://docs.aws.amazon.com/step-functions/latest/dg/maprun-fail-threshold.html):
+  the Map Run fails with ``States.ExceedToleratedFailureThreshold`` when the failed or timed-out items
+  exceed ToleratedFailureCount OR their share of all items exceeds ToleratedFailurePercentage (either one);
+  with neither, one failed item fails it. Items are counted one by one, also inside batches.
+  The ``...Path`` forms must resolve to a number (percentage 0-100); they, and MaxConcurrency(Path), are
+  checked before the Map Run starts.
+- Map Run (https://docs.aws.amazon.com/step-functions/latest/dg/concepts-examine-map-run.html): the run's
+  ARN is ``mapRun:MACHINE/LABEL:ID``; without a Label, Step Functions generates one (a UUID). Item counts
+  and execution counts are kept separately (DescribeMapRun ``itemCounts`` / ``executionCounts``).
+  History: MapStateStarted (``length`` 0 when items come from an ItemReader, which the Map Run reads),
+  MapRunStarted, then MapRunSucceeded, MapRunFailed or MapRunAborted (the execution stopped).
+- EXPRESS children (https://docs.aws.amazon.com/step-functions/latest/dg/concepts-standard-vs-express.html):
+  at most 5 minutes each (past it: ``States.Timeout``, counted as a failed item), at-least-once
+  semantics, billed per request and per GB-second (duration rounded up to 100 ms, memory in 64 MB steps)
+  instead of per state transition. The run record keeps what that bill needs.
+"""
 
 from __future__ import annotations
 
-import csv
-import io
-import json
+import math
+import os
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 from emulator.contracts import aws
 from emulator.stepfunctions import errors as E
-from emulator.stepfunctions.definition import S3_GET_OBJECT, S3_LIST_OBJECTS
+from emulator.stepfunctions.expressions import is_expression
 from emulator.stepfunctions.history import as_json
+from emulator.stepfunctions.item_reader import read_from_s3
 from emulator.stepfunctions.paths import evaluate
 from emulator.stepfunctions.port import ExecutionPort, Outcome, Step
-from emulator.stepfunctions.templates import resolve_template
+from emulator.stepfunctions.result_writer import compact, write_results
 
-DISTRIBUTED_MAX_CONCURRENCY = 10_000  # AWS's cap on concurrent child executions
+# Resolves a payload template (ItemSelector, BatchInput) in the state's query language, given a context object.
+Template = Callable[[Any, dict], Any]
 
-
-def _number(step: Step, field: str, default: float | None) -> float | None:
-    value = step.lang.value(step, field, default)
-    if value is default:
-        return value
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
-        raise E.StatesError(E.RUNTIME, f"State {step.name!r}: {field} gave {value!r}; expected a non-negative number")
-    return value
-
-
-def read_items(execution: ExecutionPort, step: Step) -> list[Any]:
-    """The Map's items: from ItemReader (S3), or from ItemsPath (JSONPath) / Items (JSONata)."""
-    name, state = step.name, step.state
-    reader = state.get("ItemReader")
-    if reader is None:
-        items = step.lang.items(step)
-        if not isinstance(items, list):
-            field = "Items" if "Items" in state else f"ItemsPath {state.get('ItemsPath', '$')!r}"
-            raise E.StatesError(E.RUNTIME if step.lang.name == "JSONPath" else E.QUERY_EVALUATION_ERROR,
-                                f"state {name!r}: {field} is not an array")
-        return items
-    if execution.s3 is None:
-        raise E.StatesError(E.ITEM_READER_FAILED, f"state {name!r}: ItemReader needs an S3 client; none was given to the engine")
-    params = step.lang.template(step, reader.get("Parameters", reader.get("Arguments", {})))
-    config = reader.get("ReaderConfig") or {}
-    try:
-        if reader["Resource"] == S3_LIST_OBJECTS:
-            items = []
-            for page in execution.s3.get_paginator("list_objects_v2").paginate(**params):
-                for obj in page.get("Contents", []):
-                    items.append({"Etag": obj.get("ETag", ""), "Key": obj["Key"], "Size": obj.get("Size", 0),
-                                  "LastModified": str(obj.get("LastModified", "")), "StorageClass": obj.get("StorageClass", "STANDARD")})
-        else:
-            body = execution.s3.get_object(**params)["Body"].read().decode()
-            if config.get("InputType", "JSON") == "CSV":
-                rows = list(csv.reader(io.StringIO(body)))
-                header = rows.pop(0) if config.get("CSVHeaderLocation", "FIRST_ROW") == "FIRST_ROW" else config["CSVHeaders"]
-                items = [dict(zip(header, row)) for row in rows]
-            else:
-                items = json.loads(body)
-    except E.StatesError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - boto3/JSON errors all mean the reader failed
-        raise E.StatesError(E.ITEM_READER_FAILED, f"state {name!r}: could not read items from {params}: {exc}") from exc
-    if not isinstance(items, list):
-        raise E.StatesError(E.ITEM_READER_FAILED, f"state {name!r}: the JSON at {params} is not an array")
-    limit = config.get("MaxItems")
-    return items[:limit] if limit else items
+DISTRIBUTED_MAX_CONCURRENCY = aws.MAX_MAP_CONCURRENCY
+EXCEEDED_CAUSE = "The specified tolerated failure threshold was exceeded"
+# Express duration billing: rounded up to 100 ms, memory in 64 MB chunks (https://aws.amazon.com/step-functions/pricing/).
+EXPRESS_BILLING_STEP_S = 0.1
+EXPRESS_MEMORY_CHUNK_MB = 64
+# Opt-in chaos knob: the probability that an EXPRESS child runs a second time (at-least-once delivery).
+EXPRESS_REDELIVERY_ENV = "LAMBDATWIN_EXPRESS_REDELIVERY"
 
 
-def batch_items(state: dict, items: list[Any], data: Any, ctx: dict) -> list[Any]:
-    """ItemBatcher: group items into ``{"Items": [...], "BatchInput": ...}`` child inputs."""
+def _setting(step: Step, field: str, *, integer: bool, maximum: float | None = None) -> float | None:
+    """A numeric Map field: literal (checked with the definition), ``...Path`` or a JSONata expression;
+    a bad computed value is ``States.Runtime``."""
+    state = step.state
+    if field in state and not is_expression(state[field]):
+        return state[field]
+    if field not in state and f"{field}Path" not in state:
+        return None
+    value = step.lang.value(step, field)
+    bad = not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0
+    bad = bad or (integer and value != int(value)) or (maximum is not None and value > maximum)
+    if bad:
+        kind = "a non-negative integer" if integer else f"a number between 0 and {maximum:g}"
+        source = f"{field}Path {state[field + 'Path']!r}" if f"{field}Path" in state else f"{field} {state[field]!r}"
+        raise E.StatesError(E.RUNTIME, f"state {step.name!r}: {source} gave {value!r}; expected {kind}")
+    return int(value) if integer else value
+
+
+def select_and_batch(state: dict, items: list[Any], data: Any, ctx: dict, template: Template) -> list[tuple[Any, int]]:
+    """Child inputs with the number of items each carries: ItemSelector per item, then ItemBatcher."""
+    selector = state.get("ItemSelector", state.get("Parameters"))
+    selected = []
+    for index, value in enumerate(items):
+        item_ctx = {**ctx, "Map": {"Item": {"Index": index, "Value": value}}}
+        selected.append(template(selector, item_ctx) if selector is not None else value)
     batcher = state.get("ItemBatcher")
     if batcher is None:
-        return items
+        return [(value, 1) for value in selected]
     max_items = batcher.get("MaxItemsPerBatch") or (evaluate(batcher["MaxItemsPerBatchPath"], data, ctx) if "MaxItemsPerBatchPath" in batcher else None)
-    max_bytes = batcher.get("MaxInputBytesPerBatch") or (evaluate(batcher["MaxInputBytesPerBatchPath"], data, ctx) if "MaxInputBytesPerBatchPath" in batcher else 256 * 1024)
-    batch_input = resolve_template(batcher["BatchInput"], data, ctx) if "BatchInput" in batcher else None
-    batches: list[list[Any]] = [[]]
+    max_bytes = batcher.get("MaxInputBytesPerBatch") or (evaluate(batcher["MaxInputBytesPerBatchPath"], data, ctx) if "MaxInputBytesPerBatchPath" in batcher else aws.MAX_PAYLOAD_BYTES)
+    batch_input = template(batcher["BatchInput"], ctx) if "BatchInput" in batcher else None
+    batches: list[list[Any]] = []
     size = 0
-    for item in items:
-        item_size = len(as_json(item))
-        full = (max_items and len(batches[-1]) >= max_items) or (batches[-1] and size + item_size > max_bytes)
-        if full:
+    for value in selected:
+        value_size = len(as_json(value))
+        if not batches or (max_items and len(batches[-1]) >= max_items) or (batches[-1] and size + value_size > max_bytes):
             batches.append([])
             size = 0
-        batches[-1].append(item)
-        size += item_size
+        batches[-1].append(value)
+        size += value_size
     out = []
-    for batch in batches if batches[0] else []:
+    for batch in batches:
         entry: dict[str, Any] = {"Items": batch}
         if batch_input is not None:
             entry["BatchInput"] = batch_input
-        out.append(entry)
+        out.append((entry, len(batch)))
     return out
 
 
+def _items(step: Step) -> list[Any]:
+    """ItemsPath (JSONPath) or Items (JSONata) in the state's input: an array."""
+    items = step.lang.items(step)
+    if not isinstance(items, list):
+        what = "Items" if "Items" in step.state else f"ItemsPath {step.state.get('ItemsPath', '$')!r}"
+        error = E.RUNTIME if step.lang.name == "JSONPath" else E.QUERY_EVALUATION_ERROR
+        raise E.StatesError(error, f"state {step.name!r}: {what} is not an array")
+    return items
+
+
+def default_label(state_machine_arn: str, state_name: str) -> str:
+    """The label Step Functions generates for a Map state without one: a UUID (stable per machine and state)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{state_machine_arn}#{state_name}"))
+
+
+def _resolved(step: Step) -> dict[str, Any]:
+    """The Map state with its JSONata ItemReader/ResultWriter ``Arguments`` and ItemBatcher evaluated
+    (as JSONPath ``Parameters``), so the reader and writer read one form."""
+    state = dict(step.state)
+    if step.lang.name == "JSONPath":
+        return state
+    for field in ("ItemReader", "ResultWriter"):
+        if isinstance(state.get(field), dict) and "Arguments" in state[field]:
+            config = {k: v for k, v in state[field].items() if k != "Arguments"}
+            state[field] = {**config, "Parameters": step.lang.template(step, state[field]["Arguments"])}
+    if "ItemBatcher" in state:
+        state["ItemBatcher"] = step.lang.template(step, state["ItemBatcher"])
+    return state
+
+
 def run_map(execution: ExecutionPort, step: Step) -> Any:
-    """Run the Map; returns the list of child outputs, or the ResultWriter details."""
-    name, state, data, ctx = step.name, step.state, step.input, step.ctx
+    """Run the Map; returns the list of child outputs, or what ResultWriter gives."""
+    name, data, ctx = step.name, step.input, step.ctx
+    state = _resolved(step)
     processor = state.get("ItemProcessor", state.get("Iterator"))
     config = processor.get("ProcessorConfig") or {}
     distributed = config.get("Mode", "INLINE") == "DISTRIBUTED"
     machine = {k: v for k, v in processor.items() if k != "ProcessorConfig"}
-    if step.lang.name == "JSONata" and "ItemBatcher" in state:  # its fields may be expressions
-        state = {**state, "ItemBatcher": step.lang.template(step, state["ItemBatcher"])}
-    items = batch_items(state, read_items(execution, step), data, ctx)
-    selector = state.get("ItemSelector", state.get("Parameters"))
-    inputs = []
-    for index, value in enumerate(items):
-        item_ctx = {**ctx, "Map": {"Item": {"Index": index, "Value": value}}}
-        inputs.append(step.lang.template(step, selector, item_ctx) if selector is not None else value)
 
-    max_concurrency = int(_number(step, "MaxConcurrency", 0) or 0)
-    if distributed:
-        max_concurrency = min(max_concurrency or DISTRIBUTED_MAX_CONCURRENCY, DISTRIBUTED_MAX_CONCURRENCY)
-    workers = max(1, min(len(inputs), max_concurrency or len(inputs) or 1))
-    execution.history.add("MapStateStarted", {"length": len(inputs)})
-    if distributed:
-        return _run_distributed(execution, step, machine, inputs, workers)
-    return _run_inline(execution, step, machine, inputs, workers)
+    def template(value: Any, item_ctx: dict) -> Any:
+        return step.lang.template(step, value, item_ctx)
+
+    max_concurrency = int(_setting(step, "MaxConcurrency", integer=True) or 0)
+    if not distributed:
+        inputs = [value for value, _ in select_and_batch(state, _items(step), data, ctx, template)]
+        workers = max(1, min(len(inputs), max_concurrency or len(inputs) or 1))
+        execution.history.add("MapStateStarted", {"length": len(inputs)})
+        return _run_inline(execution, step, machine, inputs, workers)
+    tolerance = (_setting(step, "ToleratedFailurePercentage", integer=False, maximum=100),
+                 _setting(step, "ToleratedFailureCount", integer=True))
+    items = None if "ItemReader" in state else _items(step)
+    execution.history.add("MapStateStarted", {"length": 0 if items is None else len(items)})
+    run = MapRun(execution, step, state, machine, config.get("ExecutionType", "STANDARD"),
+                 min(max_concurrency or DISTRIBUTED_MAX_CONCURRENCY, DISTRIBUTED_MAX_CONCURRENCY), tolerance)
+    return run.run(items, data, ctx, template)
+
+
+def run_map_state(execution: ExecutionPort, step: Step) -> Outcome:
+    """The Map runner of the state table."""
+    return Outcome(run_map(execution, step))
 
 
 def _run_inline(execution: ExecutionPort, step: Step, machine: dict, inputs: list[Any], workers: int) -> list[Any]:
@@ -140,14 +179,14 @@ def _run_inline(execution: ExecutionPort, step: Step, machine: dict, inputs: lis
             execution.history.add("MapIterationFailed", {"name": name, "index": index})
             failure.append(exc)
 
-    _run_pool(run, len(inputs), workers, execution)
+    _run_pool(run, len(inputs), workers)
     if failure:
         raise failure[0]  # the engine records MapStateFailed once, when no retry is left
     execution.history.add("MapStateSucceeded")
     return results
 
 
-def _run_pool(run: Any, count: int, workers: int, execution: ExecutionPort) -> None:
+def _run_pool(run: Any, count: int, workers: int) -> None:
     stopped: list[BaseException] = []
 
     def guarded(index: int) -> None:
@@ -156,128 +195,177 @@ def _run_pool(run: Any, count: int, workers: int, execution: ExecutionPort) -> N
         except E.ExecutionStopped as exc:
             stopped.append(exc)
 
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="map") as pool:
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, count or 1)), thread_name_prefix="map") as pool:
         list(pool.map(guarded, range(count)))
     if stopped:
         raise stopped[0]
 
 
-def _run_distributed(execution: ExecutionPort, step: Step, machine: dict, inputs: list[Any], workers: int) -> Any:
-    name, state = step.name, step.state
-    run_id = str(uuid.uuid4())
-    label = state.get("Label", name)
-    map_run_arn = aws.map_run_arn(execution.machine_name, label, run_id)
-    execution.history.add("MapRunStarted", {"mapRunArn": map_run_arn})
-    tolerated_pct = _number(step, "ToleratedFailurePercentage", None)
-    tolerated_count = _number(step, "ToleratedFailureCount", None)
-    total = len(inputs)
-    children: list[dict[str, Any]] = [None] * total  # type: ignore[list-item]
-    lock = threading.Lock()
-    counts = {"failed": 0, "succeeded": 0}
+class MapRun:
+    """One Distributed Map run: child executions, counts, tolerance, events and the run record."""
 
-    def exceeded(failed: int) -> bool:
-        if tolerated_pct is None and tolerated_count is None:
-            return failed > 0
-        over_pct = tolerated_pct is not None and total and failed * 100.0 / total > tolerated_pct
-        over_count = tolerated_count is not None and failed > tolerated_count
-        if tolerated_pct is not None and tolerated_count is not None:
-            return bool(over_pct and over_count)
-        return bool(over_pct or over_count)
+    def __init__(self, execution: ExecutionPort, step: Step, state: dict, machine: dict, execution_type: str,
+                 max_concurrency: int, tolerance: tuple[float | None, int | None]) -> None:
+        self.execution, self.step, self.name, self.state, self.machine = execution, step, step.name, state, machine
+        self.express = execution_type == "EXPRESS"
+        self.max_concurrency = max_concurrency
+        self.tolerated_pct, self.tolerated_count = tolerance
+        self.run_id = str(uuid.uuid4())
+        self.label = state.get("Label") or default_label(execution.machine_arn, step.name)
+        self.arn = aws.map_run_arn(execution.machine_name, self.label, self.run_id)
+        self.children: list[dict[str, Any]] = []
+        self.total_items = 0
+        self._lock = threading.Lock()
+        self._failed_items = 0
 
-    def run_child(index: int) -> None:
-        child_name = str(uuid.uuid4())
-        with lock:
-            abort = exceeded(counts["failed"])
-        if abort or execution.stop.is_set():
-            children[index] = {"index": index, "name": child_name, "status": "ABORTED", "input": inputs[index]}
+    # -- tolerance ------------------------------------------------------------------------
+    def exceeded(self, failed_items: int) -> bool:
+        """Whether ``failed_items`` (failed or timed out) is past either threshold."""
+        checks = []
+        if self.tolerated_pct is not None:
+            checks.append(self.total_items > 0 and failed_items * 100.0 / self.total_items > self.tolerated_pct)
+        if self.tolerated_count is not None:
+            checks.append(failed_items > self.tolerated_count)
+        return any(checks) if checks else failed_items > 0
+
+    # -- the run ---------------------------------------------------------------------------
+    def run(self, items: list[Any] | None, data: Any, ctx: dict, template: Template) -> Any:
+        """Read the items (ItemReader), start the children, write results; returns the Map's result."""
+        history = self.execution.history
+        history.add("MapRunStarted", {"mapRunArn": self.arn})
+        try:
+            if items is None:
+                items = read_from_s3(self.execution.s3, self.name, self.state["ItemReader"], data, ctx)
+            inputs = select_and_batch(self.state, items, data, ctx, template)
+        except E.StatesError as exc:
+            self._record()
+            return self._fail(exc.error, exc.cause)
+        self.total_items = sum(count for _, count in inputs)
+        self.children = [{"index": i, "input": value, "items": count, "status": "PENDING"}
+                         for i, (value, count) in enumerate(inputs)]
+        try:
+            _run_pool(self._run_child, len(inputs), self.max_concurrency)
+        except E.ExecutionStopped:
+            for child in self.children:
+                if child["status"] in ("PENDING", "RUNNING"):
+                    child["status"] = "ABORTED"
+            self._record()
+            history.add("MapRunAborted")
+            raise
+        record = self._record()
+        writer = self.state.get("ResultWriter")
+        result = None
+        if writer is not None:
+            try:
+                result = write_results(self.execution.s3, self.name, writer, self.arn, self.run_id,
+                                       aws.state_machine_arn(self._child_machine()), self.children, data, ctx)
+            except E.StatesError as exc:
+                return self._fail(exc.error, exc.cause)
+            if "Resource" in writer:
+                record["result_writer"] = result["ResultWriterDetails"]
+                written = [c for c in self.children if c["status"] != "ABORTED"]
+                record["item_counts"]["resultsWritten"] = sum(c["items"] for c in written)
+                record["execution_counts"]["resultsWritten"] = sum(1 for c in written if "start" in c)
+        if self.exceeded(self._failed_items):
+            return self._fail(E.EXCEED_TOLERATED, EXCEEDED_CAUSE)
+        history.add("MapRunSucceeded")
+        history.add("MapStateSucceeded")
+        return result if writer is not None else compact(self.children)
+
+    def _fail(self, error: str, cause: str) -> Any:
+        self.execution.history.add("MapRunFailed", {"error": error, "cause": cause})
+        raise E.StatesError(error, cause)
+
+    def _child_machine(self) -> str:
+        """The children's state machine name: ``MACHINE/LABEL``."""
+        return f"{self.execution.machine_name}/{self.label}"
+
+    def _child_arn(self, child_name: str) -> str:
+        build = aws.express_execution_arn if self.express else aws.execution_arn
+        return build(self._child_machine(), child_name)
+
+    # -- one child ------------------------------------------------------------------------------
+    def _run_child(self, index: int) -> None:
+        child = self.children[index]
+        with self._lock:
+            abort = self.exceeded(self._failed_items)
+        if abort or self.execution.stop.is_set():
+            child["status"] = "ABORTED"  # never started: the run failed or stopped first
             return
-        child = execution.spawn_child(machine, inputs[index], name=child_name,
-                                      arn=aws.execution_arn(f"{execution.machine_name}/{label}", child_name),
-                                      item={"Index": index, "Value": inputs[index]}, parent=step)
-        if child.status == "ABORTED":
+        child["status"] = "RUNNING"
+        attempts = 2 if self.express and self.execution.rng.random() < _redelivery_rate() else 1
+        for _ in range(attempts):  # at-least-once: a redelivered EXPRESS child runs again, from the start
+            self._attempt(child)
+        if child["status"] in ("FAILED", "TIMED_OUT"):
+            with self._lock:
+                self._failed_items += child["items"]
+
+    def _attempt(self, child: dict[str, Any]) -> None:
+        child_name = str(uuid.uuid4())
+        arn = self._child_arn(child_name)
+        child.update(name=child_name, execution_arn=arn, start=self.execution.clock.now(),
+                     execution_type="EXPRESS" if self.express else "STANDARD")
+        child.setdefault("attempts", []).append(child_name)
+        run = self.execution.spawn_child(self.machine, child["input"], name=child_name, arn=arn,
+                                         item={"Index": child["index"], "Value": child["input"]}, parent=self.step,
+                                         max_duration_s=aws.EXPRESS_MAX_DURATION_S if self.express else None)
+        child.update(start=run.start, stop=run.stop, history=run.history)
+        if self.express:
+            child["billed_duration_s"] = child.get("billed_duration_s", 0.0) + _express_billed_seconds(run.stop - run.start)
+        if run.status == "ABORTED":
+            self.execution.check_running()  # the parent stopped or timed out: unwind with that reason
             raise E.ExecutionStopped("stopped")
-        record: dict[str, Any] = {"index": index, "name": child_name, "execution_arn": child.execution_arn,
-                                  "input": inputs[index], "start": child.start, "status": child.status}
-        if child.status == "SUCCEEDED":
-            record["output"] = child.output
+        child["status"] = run.status
+        if run.status == "SUCCEEDED":
+            child["output"] = run.output
         else:
-            record.update(error=child.error, cause=child.cause)
-        with lock:
-            counts["succeeded" if child.status == "SUCCEEDED" else "failed"] += 1
-        record["stop"] = child.stop
-        record["history"] = child.history
-        children[index] = record
+            child.update(error=run.error, cause=run.cause)
 
-    _run_pool(run_child, total, workers, execution)
-    item_counts = {status: sum(1 for c in children if c["status"] == status) for status in ("SUCCEEDED", "FAILED", "ABORTED")}
-    item_counts = {"total": total, "succeeded": item_counts["SUCCEEDED"], "failed": item_counts["FAILED"],
-                   "aborted": item_counts["ABORTED"], "pending": 0, "running": 0, "timedOut": 0, "resultsWritten": 0}
-    run_record: dict[str, Any] = {"map_run_arn": map_run_arn, "state": name, "item_counts": item_counts,
-                                  "max_concurrency": workers, "children": children}
-    execution.record_map_run(run_record)
-    writer = state.get("ResultWriter")
-    writer_output = None
-    if writer is not None:
-        writer_output = _write_results(execution, step, writer, map_run_arn, run_id, children)
-        run_record["result_writer"] = writer_output["ResultWriterDetails"]
-        item_counts["resultsWritten"] = total
-    failed = item_counts["failed"]
-    if exceeded(failed):
-        cause = (f"The specified tolerated failure threshold was exceeded: {failed} of {total} items failed "
-                 f"(tolerated: {tolerated_pct if tolerated_pct is not None else 0}%"
-                 + (f", {tolerated_count} items" if tolerated_count is not None else "") + ")")
-        execution.history.add("MapRunFailed", {"error": E.EXCEED_TOLERATED, "cause": cause})
-        raise E.StatesError(E.EXCEED_TOLERATED, cause)
-    execution.history.add("MapRunSucceeded")
-    execution.history.add("MapStateSucceeded")
-    if writer_output is not None:
-        return writer_output
-    return [c.get("output") for c in children]
+    # -- bookkeeping --------------------------------------------------------------------------
+    def _record(self) -> dict[str, Any]:
+        """The map run record (DescribeMapRun's counts, the children, and the Express bill inputs)."""
+        def counts(weight: Any) -> dict[str, int]:
+            out = {"total": 0, "pending": 0, "running": 0, "succeeded": 0, "failed": 0, "timedOut": 0,
+                   "aborted": 0, "resultsWritten": 0, "failuresNotRedrivable": 0, "pendingRedrive": 0}
+            key = {"PENDING": "pending", "RUNNING": "running", "SUCCEEDED": "succeeded", "FAILED": "failed",
+                   "TIMED_OUT": "timedOut", "ABORTED": "aborted"}
+            for child in self.children:
+                n = weight(child)
+                out["total"] += n
+                out[key[child["status"]]] += n
+            return out
 
-
-def _write_results(execution: ExecutionPort, step: Step, writer: dict, map_run_arn: str, run_id: str,
-                   children: list[dict[str, Any]]) -> dict[str, Any]:
-    """ResultWriter: ``<Prefix>/<run id>/manifest.json`` and SUCCEEDED_0 / FAILED_0 / PENDING_0 files."""
-    name = step.name
-    if execution.s3 is None:
-        raise E.StatesError(E.RESULT_WRITER_FAILED, f"state {name!r}: ResultWriter needs an S3 client; none was given")
-    params = step.lang.template(step, writer.get("Parameters", writer.get("Arguments", {})))
-    bucket, prefix = params.get("Bucket"), str(params.get("Prefix", "")).rstrip("/")
-    base = f"{prefix}/{run_id}" if prefix else run_id
-
-    def iso(ts: float | None) -> str | None:
-        return datetime.fromtimestamp(ts, timezone.utc).isoformat() if ts is not None else None
-
-    groups: dict[str, list[dict[str, Any]]] = {"SUCCEEDED": [], "FAILED": [], "PENDING": []}
-    for child in children:
-        status = child["status"] if child["status"] in ("SUCCEEDED", "FAILED") else "PENDING"
-        entry: dict[str, Any] = {
-            "ExecutionArn": child.get("execution_arn"), "Input": as_json(child["input"]),
-            "InputDetails": {"Included": True}, "Name": child["name"], "RedriveCount": 0,
-            "RedriveStatus": "NOT_REDRIVABLE", "StartDate": iso(child.get("start")),
-            "StateMachineArn": execution.machine_arn, "Status": child["status"], "StopDate": iso(child.get("stop")),
+        started = [c for c in self.children if "start" in c]
+        record: dict[str, Any] = {
+            "map_run_arn": self.arn, "state": self.name, "label": self.label,
+            "execution_type": "EXPRESS" if self.express else "STANDARD", "max_concurrency": self.max_concurrency,
+            "tolerated_failure_percentage": self.tolerated_pct, "tolerated_failure_count": self.tolerated_count,
+            "item_counts": counts(lambda c: c["items"]),
+            "execution_counts": counts(lambda c: len(c.get("attempts", [])) if "start" in c else 0),
+            "children": self.children,
         }
-        if status == "SUCCEEDED":
-            entry.update(Output=as_json(child.get("output")), OutputDetails={"Included": True})
-        elif status == "FAILED":
-            entry.update(Error=child.get("error"), Cause=child.get("cause"))
-        groups[status].append(entry)
-    files: dict[str, list[dict[str, Any]]] = {"FAILED": [], "PENDING": [], "SUCCEEDED": []}
+        if self.express:
+            seconds = sum(c.get("billed_duration_s", 0.0) for c in started)
+            record["express_billing"] = {
+                "requests": sum(len(c["attempts"]) for c in started),
+                "billed_duration_s": seconds, "memory_mb": EXPRESS_MEMORY_CHUNK_MB,
+                "gb_seconds": seconds * EXPRESS_MEMORY_CHUNK_MB / 1024.0,
+            }
+        self.execution.record_map_run(record)
+        return record
+
+
+def _express_billed_seconds(duration_s: float) -> float:
+    """An Express execution's billed duration: rounded up to the next 100 ms."""
+    return math.ceil(round(max(0.0, duration_s) / EXPRESS_BILLING_STEP_S, 6)) * EXPRESS_BILLING_STEP_S
+
+
+def _redelivery_rate() -> float:
+    """``LAMBDATWIN_EXPRESS_REDELIVERY`` (0-1, default 0): how often an EXPRESS child is delivered twice."""
     try:
-        for status, entries in groups.items():
-            if not entries:
-                continue
-            key = f"{base}/{status}_0.json"
-            body = json.dumps(entries).encode()
-            execution.s3.put_object(Bucket=bucket, Key=key, Body=body)
-            files[status].append({"Key": key, "Size": len(body)})
-        manifest = {"DestinationBucket": bucket, "MapRunArn": map_run_arn, "ResultFiles": files}
-        execution.s3.put_object(Bucket=bucket, Key=f"{base}/manifest.json", Body=json.dumps(manifest).encode())
-    except Exception as exc:  # noqa: BLE001 - any S3 failure is a ResultWriter failure
-        raise E.StatesError(E.RESULT_WRITER_FAILED, f"state {name!r}: could not write results to s3://{bucket}/{base}: {exc}") from exc
-    return {"MapRunArn": map_run_arn, "ResultWriterDetails": {"Bucket": bucket, "Key": f"{base}/manifest.json"}}
+        return min(1.0, max(0.0, float(os.environ.get(EXPRESS_REDELIVERY_ENV, "0") or 0)))
+    except ValueError:
+        return 0.0
 
 
-def run_map_state(execution: ExecutionPort, step: Step) -> Outcome:
-    """The Map runner of the state table."""
-    return Outcome(run_map(execution, step))
+__all__ = ["run_map", "select_and_batch", "default_label", "MapRun"]
