@@ -195,6 +195,7 @@ def _run_distributed(execution: ExecutionPort, step: Step, machine: dict, inputs
                                       arn=aws.execution_arn(f"{execution.machine_name}/{label}", child_name),
                                       item={"Index": index, "Value": inputs[index]}, parent=step)
         if child.status == "ABORTED":
+            execution.check_running()  # the parent stopped or timed out: unwind with that reason
             raise E.ExecutionStopped("stopped")
         record: dict[str, Any] = {"index": index, "name": child_name, "execution_arn": child.execution_arn,
                                   "input": inputs[index], "start": child.start, "status": child.status}
