@@ -274,8 +274,8 @@ class Execution:
                 if delay is not None:
                     self.sleep(delay)
                     continue
-                if kind in ("Parallel", "Map"):
-                    self.history.add(f"{kind}StateFailed", _error_details(exc))
+                if state_type.failed_event:
+                    self.history.add(state_type.failed_event, _error_details(exc))
                 catcher = find_catcher(state, exc.error)
                 if catcher is None:
                     raise
@@ -286,7 +286,7 @@ class Execution:
                 break
         check_assignments(assigned, name)
         variables.assign(assigned)
-        if variables.total_size() > MAX_EXECUTION_VARIABLE_BYTES:
+        if assigned and variables.total_size() > MAX_EXECUTION_VARIABLE_BYTES:
             raise E.StatesError(E.DATA_LIMIT_EXCEEDED, f"State {name!r}: the execution's variables exceed "
                                                        f"{MAX_EXECUTION_VARIABLE_BYTES} bytes")
         text = as_json(output)

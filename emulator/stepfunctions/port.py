@@ -172,3 +172,4 @@ class StateType:
     fields: Mapping[str, frozenset[str]]
     validator: Validator | None = None
     shapes_result: bool = True
+    failed_event: str | None = None  # recorded once when the state finally fails (after its retries)

@@ -23,6 +23,6 @@ STATE_TYPES: Mapping[str, StateType] = {
     "Wait": StateType(run_wait, D.WAIT_FIELDS, D.validate_wait, shapes_result=False),
     "Succeed": StateType(run_succeed, D.SUCCEED_FIELDS, shapes_result=False),
     "Fail": StateType(run_fail, D.FAIL_FIELDS, D.validate_fail, shapes_result=False),
-    "Parallel": StateType(run_parallel, D.PARALLEL_FIELDS, D.validate_parallel),
-    "Map": StateType(run_map_state, D.MAP_FIELDS, D.validate_map),
+    "Parallel": StateType(run_parallel, D.PARALLEL_FIELDS, D.validate_parallel, failed_event="ParallelStateFailed"),
+    "Map": StateType(run_map_state, D.MAP_FIELDS, D.validate_map, failed_event="MapStateFailed"),
 }
