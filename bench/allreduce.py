@@ -9,6 +9,7 @@ bench/results/allreduce.json. Run: python bench/allreduce.py
 
 from __future__ import annotations
 
+import argparse
 import json
 import multiprocessing as mp
 import os
@@ -16,6 +17,9 @@ import statistics
 import sys
 import time
 from pathlib import Path
+
+from emulator.rendezvous_process import RendezvousProcess
+from emulator.s3server import free_port
 
 RESULTS = Path(__file__).resolve().parent / "results" / "allreduce.json"
 WORLD = 4
@@ -78,10 +82,7 @@ def _run(target, arg) -> tuple:
 
 
 def main() -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from emulator.rendezvous_process import RendezvousProcess
-    from emulator.s3server import free_port
-
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     with RendezvousProcess() as server:
         _, ours, channels = _run(_ours, server.address)
     _, gloo, _ = _run(_gloo, free_port())

@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from emulator.s3server import LocalS3Server
+from emulator.contracts.job import DEFAULT_PARTITION_SIZE_BYTES
 from worker import infer
 from worker.datagen import generate_partitions
 from worker.model import build_model
@@ -57,7 +58,8 @@ def main() -> None:
     os.environ.pop("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", None)  # threads from the host CPUs, for both sides
     threads = torch_threads_for(available_cpus())
     torch.set_num_threads(threads)
-    [part] = generate_partitions(25_000_000, 25_000_000, seed=0)
+    size = DEFAULT_PARTITION_SIZE_BYTES
+    [part] = generate_partitions(size, size, seed=0)
     model = build_model(0)  # the same weights the handler builds without a model_key
     bare_loop(model, part, args.batch_size)  # warm up kernels and the allocator
     timings: dict[str, list[float]] = {"bare": [], "handler_compute": [], "handler_reported": [],

@@ -9,6 +9,7 @@ repository's ASL file, run by ``emulator.stepfunctions``.
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -18,6 +19,7 @@ from emulator.contracts.job import JobConfig
 from emulator.contracts.lambdas import InvocationRecord
 from emulator.lambda_runtime.service import EnvironmentFactory, LambdaService
 from emulator.stepfunctions import StateMachine
+from worker.datagen import generate_partitions
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFINITION_PATH = REPO_ROOT / "statemachines" / "data_parallel.asl.json"
@@ -33,6 +35,7 @@ class JobResult:
     status: str
     error: str | None = None
     cause: str | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
 def load_definition(path: Path = DEFINITION_PATH) -> dict[str, Any]:
@@ -47,14 +50,17 @@ def load_definition(path: Path = DEFINITION_PATH) -> dict[str, Any]:
         raise ValueError(f"not valid JSON: {exc}") from exc
 
 
+def dataset_is_cached(config: JobConfig, cache_dir: Path = DEFAULT_DATA_CACHE) -> bool:
+    """Whether this job's dataset was generated completely before."""
+    return (Path(cache_dir) / config.dataset_id / ".complete").exists()
+
+
 def ensure_dataset(config: JobConfig, cache_dir: Path = DEFAULT_DATA_CACHE,
                    progress: Callable[[int, int], None] | None = None) -> list[Path]:
     """Generate the synthetic dataset once per (seed, sizes) and reuse it after."""
-    from worker.datagen import generate_partitions
-
-    out = cache_dir / config.dataset_id
+    out = Path(cache_dir) / config.dataset_id
     done = out / ".complete"
-    if not done.exists():
+    if not dataset_is_cached(config, cache_dir):
         out.mkdir(parents=True, exist_ok=True)
         for stale in out.glob("*.pt"):
             stale.unlink()
@@ -125,7 +131,9 @@ def run_job(
         run_id=run_id,
         backend=backend,
         config={**asdict(config), "execution_input": execution_input, **(extra_config or {}),
-                "peak_concurrency": service.peak_concurrency},
+                "peak_concurrency": service.peak_concurrency,
+                # limits this host could not enforce (no writable cgroup, no capped /tmp): say so, as the report does
+                "lambda_platform_not_enforced": dict(service.platform_notes)},
         functions={fn.name: {"handler": fn.handler, "memory_mb": fn.memory_mb, "timeout_s": fn.timeout_s, "role": role}
                    for role, fn in functions.items()},
         execution={"name": result.name, "arn": result.execution_arn, "status": result.status,
@@ -136,9 +144,26 @@ def run_job(
         summary=summary,
         map_runs=result.map_runs,
     )
-    runrecord.save(record, run_dir)
-    runrecord.write_log_streams(run_dir, service.log_streams)
-    return JobResult(record, run_dir, result.status, result.error, result.cause)
+    run_dir, warnings = save_record(record, run_dir, service.log_streams)
+    return JobResult(record, run_dir, result.status, result.error, result.cause, warnings)
+
+
+def save_record(record: runrecord.RunRecord, run_dir: Path, log_streams: Any) -> tuple[Path, list[str]]:
+    """Write the record and log streams to ``run_dir``; if that fails, to a temp folder, and say where.
+
+    A finished run is never lost to a full or read-only disk: the fallback is
+    ``$TMPDIR/lambdatwin-runs/<run id>``.
+    """
+    try:
+        runrecord.save(record, run_dir)
+        runrecord.write_log_streams(run_dir, log_streams)
+        return run_dir, []
+    except OSError as exc:
+        fallback = Path(tempfile.gettempdir()) / "lambdatwin-runs" / record.run_id
+        runrecord.save(record, fallback)
+        runrecord.write_log_streams(fallback, log_streams)
+        return fallback, [f"could not write the run record to {run_dir} ({exc.strerror or exc}); "
+                          f"it was saved to {fallback} instead"]
 
 
 def _read_summary(s3_client: Any, bucket: str, key: str) -> dict[str, Any]:

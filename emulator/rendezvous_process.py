@@ -10,6 +10,7 @@ import urllib.error
 import urllib.request
 
 from emulator.s3server import free_port
+from emulator.contracts.errors import EnvironmentSetupError
 
 
 class RendezvousProcess:
@@ -35,14 +36,14 @@ class RendezvousProcess:
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 self._log.seek(0)
-                raise RuntimeError(f"rendezvous server exited at start: {self._log.read().decode(errors='replace')[-2000:]}")
+                raise EnvironmentSetupError(f"rendezvous server exited at start: {self._log.read().decode(errors='replace')[-2000:]}")
             try:
                 urllib.request.urlopen(f"http://{self.host}:{self.health_port}/livez", timeout=1).close()
                 return self
             except (urllib.error.URLError, OSError):
                 time.sleep(0.1)
         self.__exit__()
-        raise RuntimeError(f"rendezvous server did not answer /livez on port {self.health_port} within {self.startup_timeout_s:.0f} s")
+        raise EnvironmentSetupError(f"rendezvous server did not answer /livez on port {self.health_port} within {self.startup_timeout_s:.0f} s")
 
     def __exit__(self, *exc: object) -> None:
         if self._proc is not None:

@@ -16,6 +16,10 @@ import time
 import urllib.error
 import urllib.request
 from types import TracebackType
+from typing import Any
+
+import boto3
+import botocore.session
 
 from emulator.contracts import aws
 
@@ -26,6 +30,20 @@ LOCAL_CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": "lambdatwin",
     "AWS_DEFAULT_REGION": aws.REGION,
 }
+
+
+def local_client(service: str, endpoint_url: str) -> Any:
+    """A boto3 client for a local-cloud endpoint, with the local credentials.
+
+    It ignores the user's ``AWS_PROFILE`` and config files: the twin must run on a
+    machine whose profile names an account it cannot reach, or none at all.
+    """
+    isolated = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
+    session = boto3.session.Session(
+        botocore_session=isolated, region_name=LOCAL_CREDENTIALS["AWS_DEFAULT_REGION"],
+        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
+    return session.client(service, endpoint_url=endpoint_url)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -95,18 +113,9 @@ class LocalS3Server:
         self._log.close()
         self._proc = None
 
-    def client(self):  # -> botocore S3 client
+    def client(self) -> Any:
         """A boto3 S3 client for this endpoint (for the orchestrator and tests)."""
-        import boto3
-
-        env = self.client_environment()
-        return boto3.client(
-            "s3",
-            endpoint_url=self.endpoint_url,
-            region_name=env["AWS_DEFAULT_REGION"],
-            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        )
+        return local_client("s3", self.endpoint_url)
 
     def __enter__(self) -> "LocalS3Server":
         return self.start()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from emulator.contracts.aws import S3_LOCATIONLESS_REGION
 from realaws.config import STACK_TAG
 from realaws.errors import AwsError, error_code
 
@@ -25,7 +26,7 @@ def ensure_bucket(s3: Any, name: str, region: str, tags: dict[str, str]) -> bool
         if code not in ("404", "NoSuchBucket", "NotFound"):
             raise
         params: dict[str, Any] = {"Bucket": name}
-        if region != "us-east-1":  # us-east-1 rejects an explicit LocationConstraint
+        if region != S3_LOCATIONLESS_REGION:  # it rejects an explicit LocationConstraint
             params["CreateBucketConfiguration"] = {"LocationConstraint": region}
         s3.create_bucket(**params)
         created = True

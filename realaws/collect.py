@@ -22,6 +22,7 @@ from realaws.config import HANDLERS, ROLE_TAG, STACK_TAG
 from realaws.errors import AwsError, error_code
 from realaws.redact import redact
 from realaws.session import AwsContext
+from sim.prices import bill_for_record, load_prices
 
 # Lambda's clock and Step Functions' clock agree to well under this.
 LOG_WINDOW_SLACK_S = 5.0
@@ -248,8 +249,6 @@ def collect(ctx: AwsContext, execution_arn: str, runs_dir: Path, options: Collec
     Raises:
         AwsError: the execution is still running, or AWS refused a call.
     """
-    from sim.prices import bill_for_record, load_prices
-
     options = options or CollectOptions()
     ctx.check_credentials()
     sfn, s3, lam = ctx.client("stepfunctions"), ctx.client("s3"), ctx.client("lambda")

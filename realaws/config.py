@@ -4,7 +4,7 @@ A file is JSON (``.json``) or TOML (anything else), with the same shape as
 :meth:`StackConfig.to_dict`, e.g.::
 
     name = "demo"
-    region = "us-east-1"
+    region = "eu-west-1"
     [functions.worker]
     memory_mb = 3008
     reserved_concurrency = 200
@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from emulator.contracts import errors
-from emulator.contracts.aws import MAX_MEMORY_MB, MAX_TIMEOUT_S, MIN_MEMORY_MB
+from emulator.contracts.aws import (MAX_EPHEMERAL_STORAGE_MB, MAX_MEMORY_MB, MAX_TIMEOUT_S, MIN_EPHEMERAL_STORAGE_MB,
+                                    MIN_MEMORY_MB)
 from emulator.contracts.job import FUNCTION_ROLES as ROLES
 from emulator.contracts.job import HANDLERS
 
@@ -68,8 +69,9 @@ class FunctionSettings:
             raise ConfigError(f"functions.{role}.memory_mb {self.memory_mb} is outside {MIN_MEMORY_MB}-{MAX_MEMORY_MB}")
         if not 1 <= self.timeout_s <= MAX_TIMEOUT_S:
             raise ConfigError(f"functions.{role}.timeout_s {self.timeout_s} must be 1-{MAX_TIMEOUT_S}")
-        if not 512 <= self.ephemeral_storage_mb <= 10240:
-            raise ConfigError(f"functions.{role}.ephemeral_storage_mb {self.ephemeral_storage_mb} must be 512-10240")
+        if not MIN_EPHEMERAL_STORAGE_MB <= self.ephemeral_storage_mb <= MAX_EPHEMERAL_STORAGE_MB:
+            raise ConfigError(f"functions.{role}.ephemeral_storage_mb {self.ephemeral_storage_mb} must be "
+                              f"{MIN_EPHEMERAL_STORAGE_MB}-{MAX_EPHEMERAL_STORAGE_MB}")
         if self.reserved_concurrency is not None and self.reserved_concurrency < 0:
             raise ConfigError(f"functions.{role}.reserved_concurrency must be >= 0 (or unset)")
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from realaws.errors import AwsError
+from emulator.contracts.job import JobConfig
+from emulator.pipeline import DEFAULT_DATA_CACHE, ensure_dataset
 
 DATA_PREFIX = "data/"
 
@@ -36,22 +37,14 @@ def upload_missing(s3: Any, bucket: str, prefix: str, files: list[Path],
     return sent
 
 
-def stage_dataset(s3: Any, bucket: str, *, data_size_bytes: int, partition_size_bytes: int, seed: int,
-                  cache_dir: Path | None = None, progress: Callable[[str, int, int], None] = lambda s, d, t: None,
+def stage_dataset(s3: Any, bucket: str, config: JobConfig, *, cache_dir: Path | None = None, progress: Callable[[str, int, int], None] = lambda s, d, t: None,
                   ) -> tuple[str, int]:
     """Generate (or reuse) the dataset with the same generator as local runs and upload it.
 
     Returns (S3 prefix, number of partitions).
     """
-    from emulator.contracts.job import JobConfig
-    from emulator.pipeline import DEFAULT_DATA_CACHE, ensure_dataset
-
-    try:
-        job = JobConfig(data_size_bytes=data_size_bytes, partition_size_bytes=partition_size_bytes, seed=seed)
-    except ValueError as exc:
-        raise AwsError(str(exc)) from None
-    files = ensure_dataset(job, cache_dir or DEFAULT_DATA_CACHE, lambda d, t: progress("generate", d, t))
-    prefix = f"{DATA_PREFIX}{job.dataset_id}/"
+    files = ensure_dataset(config, cache_dir or DEFAULT_DATA_CACHE, lambda d, t: progress("generate", d, t))
+    prefix = f"{DATA_PREFIX}{config.dataset_id}/"
     upload_missing(s3, bucket, prefix, files, lambda d, t: progress("upload", d, t))
     return prefix, len(files)
 

@@ -21,14 +21,6 @@ class Progress:
     failed: int
 
 
-def execution_input(*, bucket: str, prefix: str, run_id: str, world_size: int | None, batch_size: int,
-                    max_concurrency: int, comm: str, rendezvous: str | None, model_key: str | None) -> dict[str, Any]:
-    """The execution input of docs/ARCHITECTURE.md."""
-    return {"bucket": bucket, "prefix": prefix, "world_size": world_size, "batch_size": batch_size,
-            "max_concurrency": max_concurrency, "result_prefix": f"runs/{run_id}/results", "model_key": model_key,
-            "comm": comm, "rendezvous": rendezvous, "job_id": run_id}
-
-
 def running_executions(sfn: Any, state_machine_arn: str) -> list[str]:
     """ARNs of RUNNING executions (their invocations would mix into this run's log window).
 

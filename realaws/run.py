@@ -2,34 +2,24 @@
 
 from __future__ import annotations
 
-import time
-import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
+from emulator.contracts import job
+from emulator.contracts.job import JobConfig
 from realaws import data, dns, execution
 from realaws.collect import CollectOptions, Collected, collect
 from realaws.config import StackConfig
 from realaws.errors import AwsError, QuotaError, error_code
 from realaws.session import AwsContext
 
-DEFAULT_PARTITION_BYTES = 25_000_000
-
-
 @dataclass
 class RunOptions:
-    """One job on a deployed stack (the same knobs as ``lambdatwin run``)."""
+    """One job on a deployed stack: the same :class:`JobConfig` as ``lambdatwin run``, plus how to follow it."""
 
-    data_size_bytes: int = 100_000_000
-    partition_size_bytes: int | None = None  # default: data / workers, or 25 MB
-    workers: int | None = None  # world size; None = one rank per partition
-    batch_size: int = 512
-    seed: int = 0
-    comm: str = "none"
-    max_concurrency: int | None = None  # default: every rank at once
+    job: JobConfig
     data_prefix: str | None = None  # use data already in the bucket instead of generating
-    model_key: str | None = None
     run_id: str | None = None
     timeout_s: float = 4000.0  # a bit over the state machine's own TimeoutSeconds
     poll_s: float = 5.0
@@ -37,19 +27,6 @@ class RunOptions:
     allow_concurrent: bool = False
     data_cache: Path | None = None
     collect: CollectOptions = field(default_factory=CollectOptions)
-
-
-def new_run_id() -> str:
-    """Sortable, unique, and a valid execution name."""
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
-
-
-def _partition_bytes(opts: RunOptions) -> int:
-    if opts.partition_size_bytes:
-        return opts.partition_size_bytes
-    if opts.workers:
-        return -(-opts.data_size_bytes // opts.workers)
-    return min(DEFAULT_PARTITION_BYTES, opts.data_size_bytes)
 
 
 def check_concurrency(ctx: AwsContext, worker_function: str, world: int, max_concurrency: int, comm: str,
@@ -86,8 +63,7 @@ def run_job(ctx: AwsContext, cfg: StackConfig, opts: RunOptions, runs_dir: Path,
             on_data: Callable[[str, int, int], None] = lambda s, d, t: None,
             on_progress: Callable[[execution.Progress], None] = lambda _: None) -> Collected:
     """Run one job on the deployed stack and write its run record."""
-    if opts.comm not in ("none", "direct", "relay"):
-        raise AwsError(f"--comm {opts.comm!r} must be none, direct or relay")
+    config = opts.job
     ctx.check_credentials()
     names = ctx.names(cfg.name, cfg.bucket)
     sfn, s3 = ctx.client("stepfunctions"), ctx.client("s3")
@@ -102,21 +78,17 @@ def run_job(ctx: AwsContext, cfg: StackConfig, opts: RunOptions, runs_dir: Path,
             raise AwsError(f"no .pt partitions under s3://{names.bucket}/{prefix}")
     else:
         say("data: generate (cached) and upload what is missing")
-        prefix, partitions = data.stage_dataset(
-            s3, names.bucket, data_size_bytes=opts.data_size_bytes, partition_size_bytes=_partition_bytes(opts),
-            seed=opts.seed, cache_dir=opts.data_cache, progress=on_data)
-    world = opts.workers or partitions
-    max_concurrency = opts.max_concurrency or world
-    check_concurrency(ctx, names.function("worker"), world, max_concurrency, opts.comm, say)
+        prefix, partitions = data.stage_dataset(s3, names.bucket, config, cache_dir=opts.data_cache, progress=on_data)
+    world = config.workers or partitions
+    max_concurrency = config.max_concurrency or world
+    check_concurrency(ctx, names.function("worker"), world, max_concurrency, config.comm, say)
     rendezvous = None
-    if opts.comm != "none":
+    if config.comm != "none":
         say("rendezvous: re-pointing DNS at the running task")
         rendezvous = dns.repoint(ctx.client("ecs"), ctx.client("ec2"), ctx.client("route53"), names, cfg.rendezvous,
                                  wait_task_s=opts.rendezvous_wait_s).address
-    run_id = opts.run_id or new_run_id()
-    payload = execution.execution_input(bucket=names.bucket, prefix=prefix, run_id=run_id, world_size=opts.workers,
-                                        batch_size=opts.batch_size, max_concurrency=max_concurrency, comm=opts.comm,
-                                        rendezvous=rendezvous, model_key=opts.model_key)
+    run_id = opts.run_id or job.new_run_id()
+    payload = job.execution_input(replace(config, bucket=names.bucket, data_prefix=prefix), run_id, rendezvous)
     arn = execution.start(sfn, names.state_machine_arn, run_id, payload)
     say(f"execution {arn}")
     execution.follow(sfn, arn, timeout_s=opts.timeout_s, poll_s=opts.poll_s, on_progress=on_progress)

@@ -1,12 +1,19 @@
-"""Fit the model's parameters to measured runs, with residuals and leave-one-run-out validation.
+"""Fit the phase model to what users have: REPORT lines, run records, per-worker timings.
 
-Two kinds of evidence:
-- run records with per-rank breakdowns (local, Docker, AWS): compute, S3 read
-  and model load are fitted separately from the workers' own timings;
-- durations only (reference figures, plain CloudWatch exports): worker
-  duration = overhead + per-sample cost x samples / speedup(memory), with the
-  S3 read folded into the per-sample cost.
-Init Duration is fitted as a lognormal from every cold start seen.
+Evidence, from any backend:
+- REPORT lines (Duration, Billed, Max Memory Used, Init Duration), optionally
+  with the bytes each invocation read;
+- run records, whose ranks may carry per-phase seconds (``compute_seconds``,
+  ``s3_read_seconds``, ``model_load_seconds``, ``deserialize_seconds``,
+  ``download_seconds``) and whose history timestamps give the orchestration
+  overheads (Initialize, Map, Summarize spans against the world size);
+- compute-only timings (e.g. a profiler's inference-loop time).
+
+Each phase is fitted from the evidence that measures it; distributions, not
+only means: the CPU spread and a straggler tail (a two-part mixture on the
+ratio to the median), cold-start (INIT) lognormals. What the data cannot
+separate keeps its prior and is named in ``params.unidentified``; every field's
+origin is in ``params.sources``.
 """
 
 from __future__ import annotations
@@ -14,155 +21,512 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 
+from emulator.contracts.aws import MB_PER_VCPU, lambda_vcpus
 from emulator.contracts.cloudwatch import parse_report_lines
+from emulator.contracts.job import DEFAULT_BATCH_SIZE
 from emulator.contracts.runrecord import RunRecord
-from sim.model import BYTES_PER_SAMPLE
-from sim.params import MB_PER_VCPU, ModelParams
+from sim.params import ModelParams
+
+STRAGGLER_MIN_RATIO = 1.3  # a CPU phase this much above the median (and 3 sigma) is a straggler
+BYTES_PER_SAMPLE_TOLERANCE = 0.05
 
 
 @dataclass(frozen=True)
 class Observation:
-    """One worker invocation as calibration sees it."""
+    """One invocation as calibration sees it; None = not measured."""
 
     run: str
-    samples: float
-    bytes_read: float
-    memory_mb: float
-    cpus: float | None  # CPUs the handler measured (local runs), else None
-    duration_s: float  # handler duration (REPORT Duration)
-    cold: bool
-    init_s: float | None
+    role: str = "worker"  # worker | initialize | summarize
+    samples: float | None = None
+    bytes_read: float | None = None
+    gets: int = 1
+    memory_mb: float = 0.0
+    batch_size: int = DEFAULT_BATCH_SIZE
+    cpus: float | None = None  # CPUs the handler measured (local runs), else the Lambda share is used
+    duration_s: float | None = None  # REPORT Duration
+    cold: bool = False
+    init_s: float | None = None
+    max_memory_mb: float | None = None
+    world: int | None = None
     compute_s: float | None = None
     read_s: float | None = None
+    deserialize_s: float | None = None
+    download_s: float | None = None
     load_s: float | None = None
-    pairing_s: float | None = None  # per pairing round, from the rank's collectives
+    pairing_s: float | None = None  # per pairing round
+
+    @property
+    def cpu_memory_mb(self) -> float:
+        """The MemorySize whose CPU share the handler had (local runs measure their CPUs instead)."""
+        return self.cpus * MB_PER_VCPU if self.cpus else self.memory_mb
 
     def speedup(self, params: ModelParams) -> float:
-        memory = self.cpus * MB_PER_VCPU if self.cpus else self.memory_mb
-        return params.speedup(memory)
+        return params.speedup(self.cpu_memory_mb)
 
+
+@dataclass(frozen=True)
+class Orchestration:
+    """Step spans of one execution (seconds), from its history timestamps."""
+
+    run: str
+    world: int
+    transition_gap_s: float | None  # median gap between one step's exit and the next step's entry
+    map_tail_s: float | None  # Map exit minus the last worker's end (bookkeeping + ResultWriter)
+    child_start_rate: float | None  # children started per second while the Map ramped up
+
+
+# -- evidence ---------------------------------------------------------------------------------
 
 def observations_from_record(record: RunRecord) -> list[Observation]:
-    """Worker invocations of a run record, joined with their rank metrics by request id."""
+    """Every successful invocation of a run record, workers joined with their rank metrics."""
     ranks = {r.get("request_id"): r for r in record.summary.get("ranks", []) if r.get("request_id")}
+    world = int(record.summary.get("world_size") or len(record.invocations_of("worker")) or 0) or None
+    batch = int(record.config.get("batch_size") or DEFAULT_BATCH_SIZE)
     out = []
-    for inv in record.invocations_of("worker"):
-        if inv.status != "success":
-            continue
-        rank = ranks.get(inv.request_id, {})
-        nbytes = float(rank.get("bytes_read") or record.config.get("partition_size_bytes") or 0)
-        samples = float(rank.get("rows") or nbytes / BYTES_PER_SAMPLE)
-        out.append(Observation(
-            run=record.run_id, samples=samples, bytes_read=nbytes, memory_mb=inv.memory_size_mb,
-            cpus=rank.get("cpus"), duration_s=inv.duration_ms / 1000.0, cold=inv.init_duration_ms is not None,
-            init_s=inv.init_duration_ms / 1000.0 if inv.init_duration_ms is not None else None,
-            compute_s=rank.get("compute_seconds"), read_s=rank.get("s3_read_seconds"),
-            load_s=rank.get("model_load_seconds"), pairing_s=_pairing_round_s(rank, record),
-        ))
+    for role in ("worker", "initialize", "summarize"):
+        for inv in record.invocations_of(role):
+            if inv.status != "success":
+                continue
+            rank = ranks.get(inv.request_id, {}) if role == "worker" else {}
+            nbytes = rank.get("bytes_read")
+            if nbytes is None and role == "worker":
+                nbytes = record.config.get("partition_size_bytes")
+            out.append(Observation(
+                run=record.run_id, role=role, samples=float(rank["rows"]) if rank.get("rows") else None,
+                bytes_read=float(nbytes) if nbytes else None, gets=len(rank.get("keys") or [1]),
+                memory_mb=inv.memory_size_mb, batch_size=int(rank.get("batch_size") or batch), cpus=rank.get("cpus"),
+                duration_s=inv.duration_ms / 1000.0, cold=inv.init_duration_ms is not None,
+                init_s=inv.init_duration_ms / 1000.0 if inv.init_duration_ms is not None else None,
+                max_memory_mb=float(inv.max_memory_used_mb) if inv.max_memory_used_mb else None, world=world,
+                compute_s=rank.get("compute_seconds"), read_s=rank.get("s3_read_seconds"),
+                deserialize_s=rank.get("deserialize_seconds"), download_s=rank.get("download_seconds"),
+                load_s=rank.get("model_load_seconds"), pairing_s=_pairing_round_s(rank, world),
+            ))
     return out
 
 
-def _pairing_round_s(rank: dict, record: RunRecord) -> float | None:
+def _pairing_round_s(rank: dict, world: int | None) -> float | None:
     comm = rank.get("comm") or {}
-    world = int(record.summary.get("world_size") or 0)
-    if not comm.get("pairing_seconds") or world < 2:
+    if not comm.get("pairing_seconds") or not world or world < 2:
         return None
     return comm["pairing_seconds"] / math.ceil(math.log2(world))
 
 
-def observations_from_cloudwatch(lines: Iterable[str], partition_size_bytes: int, run: str = "cloudwatch") -> list[Observation]:
-    """REPORT lines of a worker's log export; every invocation is taken to read one partition."""
-    return [Observation(run=run, samples=partition_size_bytes / BYTES_PER_SAMPLE, bytes_read=float(partition_size_bytes),
-                        memory_mb=r.memory_size_mb, cpus=None, duration_s=r.duration_ms / 1000.0,
+def _time(value: object) -> float | None:
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value).timestamp()
+        except ValueError:
+            return None
+    return None
+
+
+def _spans(history: list[dict]) -> dict[str, tuple[float, float]]:
+    """State name -> (entered, exited) from history events with timestamps."""
+    entered: dict[str, float] = {}
+    spans: dict[str, tuple[float, float]] = {}
+    for event in history:
+        kind = event.get("type", "")
+        t = _time(event.get("timestamp"))
+        if t is None:
+            continue
+        if kind.endswith("StateEntered"):
+            entered[(event.get("stateEnteredEventDetails") or {}).get("name", "")] = t
+        elif kind.endswith("StateExited"):
+            name = (event.get("stateExitedEventDetails") or {}).get("name", "")
+            if name in entered:
+                spans[name] = (entered[name], t)
+    return spans
+
+
+def orchestration_from_record(record: RunRecord) -> Orchestration | None:
+    """The step overheads of one execution, or None when its history has no timestamps."""
+    spans = _spans(record.history)
+    workers = sorted(record.invocations_of("worker"), key=lambda i: i.start)
+    if not spans or not workers:
+        return None
+    world = int(record.summary.get("world_size") or len(workers))
+    map_tail = rate = None
+    ordered = sorted(spans.values())
+    gaps = [b[0] - a[1] for a, b in zip(ordered, ordered[1:]) if b[0] >= a[1]]
+    gap = statistics.median(gaps) if gaps else None
+    map_name = next((n for n, (a, b) in spans.items() if a <= workers[0].start and b >= workers[-1].start), None)
+    if map_name:
+        map_tail = spans[map_name][1] - max(i.end for i in workers)
+    # The ramp: children started before the first one ended (later starts wait for a free slot).
+    first_end = min(i.end for i in workers)
+    starts = [i.start for i in workers if i.start < first_end]
+    if len(starts) > 1 and starts[-1] > starts[0]:
+        rate = (len(starts) - 1) / (starts[-1] - starts[0])
+    return Orchestration(record.run_id, world, gap, map_tail, rate)
+
+
+def observations_from_cloudwatch(lines: Iterable[str], bytes_read: int | None = None, run: str = "cloudwatch",
+                                 role: str = "worker", batch_size: int = DEFAULT_BATCH_SIZE,
+                                 world: int | None = None) -> list[Observation]:
+    """Successful REPORT lines of one function's log export; each invocation read ``bytes_read`` (if known).
+
+    ``role`` names the function (worker, initialize, summarize); ``world`` the job's world size.
+    """
+    return [Observation(run=run, role=role, bytes_read=float(bytes_read) if bytes_read else None, world=world,
+                        memory_mb=r.memory_size_mb, batch_size=batch_size, duration_s=r.duration_ms / 1000.0,
                         cold=r.init_duration_ms is not None,
-                        init_s=r.init_duration_ms / 1000.0 if r.init_duration_ms is not None else None)
+                        init_s=r.init_duration_ms / 1000.0 if r.init_duration_ms is not None else None,
+                        max_memory_mb=float(r.max_memory_used_mb) or None)
             for r in parse_report_lines(lines) if r.status is None]
 
 
-def fit(observations: list[Observation], base: ModelParams | None = None) -> ModelParams:
-    """Parameters that best explain ``observations`` (least squares); see the module docstring.
+def load_observations(paths: Iterable[str | Path]) -> tuple[list[Observation], list[Orchestration]]:
+    """Observations and step overheads from run record directories or record.json files."""
+    from emulator.contracts import runrecord
+
+    obs: list[Observation] = []
+    orch: list[Orchestration] = []
+    for path in paths:
+        record = runrecord.load(path)
+        obs.extend(observations_from_record(record))
+        o = orchestration_from_record(record)
+        if o:
+            orch.append(o)
+    return obs, orch
+
+
+# -- the fit ----------------------------------------------------------------------------------
+
+def _samples(o: Observation, p: ModelParams) -> float:
+    if o.samples is not None:
+        return o.samples
+    return (o.bytes_read or 0.0) / p.bytes_per_sample
+
+
+def _fitted(p: ModelParams, name: str, value: float, how: str) -> None:
+    setattr(p, name, float(value))
+    p.sources[name] = f"fitted: {how}"
+
+
+def _fit_bytes_per_sample(p: ModelParams, obs: list[Observation]) -> None:
+    both = [o for o in obs if o.role == "worker" and o.samples and o.bytes_read]
+    if not both:
+        return
+    measured = statistics.median(o.bytes_read / o.samples for o in both)
+    if abs(measured - p.bytes_per_sample) / p.bytes_per_sample > BYTES_PER_SAMPLE_TOLERANCE:
+        p.warnings.append(f"row counts give {measured:,.0f} B/sample, not the {p.bytes_per_sample:,.0f} assumed; "
+                          "bytes_per_sample now follows the data (samples of REPORT-only evidence use it)")
+    _fitted(p, "bytes_per_sample", measured, f"median bytes/row of {len(both)} invocations")
+
+
+def _compute_shape(p: ModelParams, comp: list[Observation]) -> tuple[float, float | None, list[int]]:
+    """(per-sample cost at large batch, per-batch overhead in samples or None, batch sizes) for p's vCPU scaling."""
+    by_batch: dict[int, list[float]] = {}
+    for o in comp:  # medians per batch size: robust to stragglers
+        by_batch.setdefault(o.batch_size, []).append(o.compute_s * o.speedup(p) / _samples(o, p))
+    batches = sorted(by_batch)
+    costs = [statistics.median(by_batch[b]) for b in batches]
+    if len(batches) >= 2:
+        slope, intercept = np.polyfit(np.array([1.0 / b for b in batches]), np.array(costs), 1)
+        if intercept > 0 and slope >= 0:
+            return float(intercept), float(slope / intercept), batches
+    return statistics.median(c / (1 + p.batch_overhead_samples / b) for c, b in zip(costs, batches)), None, batches
+
+
+def _fit_compute(p: ModelParams, obs: list[Observation]) -> None:
+    comp = [o for o in obs if o.role == "worker" and o.compute_s and _samples(o, p) > 0]
+    if not comp:
+        p.unidentified.append("compute per sample: no compute timings (per-rank compute_seconds)")
+        return
+    memories = {round(o.cpus or o.memory_mb, 3) for o in comp}
+    if len(memories) >= 2:  # vCPU scaling and the batch shape together: grid over the efficiency
+        def error(eff: float) -> float:
+            trial = replace(p, parallel_efficiency=eff)
+            c, h, _ = _compute_shape(trial, comp)
+            trial.compute_s_per_sample_vcpu = c
+            trial.batch_overhead_samples = h if h is not None else p.batch_overhead_samples
+            return _compute_log_error(trial, comp)
+        best = min(np.linspace(0.2, 1.0, 161), key=error)
+        _fitted(p, "parallel_efficiency", best, f"compute timings at {len(memories)} CPU shares")
+    else:
+        p.unidentified.append("vCPU scaling (parallel_efficiency): compute measured at one memory size only")
+    c, h, batches = _compute_shape(p, comp)
+    _fitted(p, "compute_s_per_sample_vcpu", c, f"{len(comp)} compute timings at batch sizes {batches}")
+    if h is not None:
+        _fitted(p, "batch_overhead_samples", h, f"compute timings at batch sizes {batches}")
+    elif len(batches) >= 2:
+        p.warnings.append(f"batch-size effect not monotone in {batches}; kept the prior shape")
+    else:
+        p.unidentified.append(f"batch-size effect: only batch {batches[0]} measured; batch_overhead_samples kept at its "
+                              f"prior {p.batch_overhead_samples:g} (batch 32 ~40% slower than 512)")
+    _fit_spread(p, [o.compute_s / _expected_compute(p, o) for o in comp], "compute timings")
+
+
+def _expected_compute(p: ModelParams, o: Observation) -> float:
+    return _samples(o, p) * p.per_sample_s(o.batch_size) / o.speedup(p)
+
+
+def _compute_log_error(p: ModelParams, comp: list[Observation]) -> float:
+    logs = [math.log(o.compute_s / _expected_compute(p, o)) for o in comp]
+    by_memory: dict[float, list[float]] = {}
+    for o, v in zip(comp, logs):
+        by_memory.setdefault(round(o.cpus or o.memory_mb, 3), []).append(v)
+    return sum(abs(statistics.median(v)) for v in by_memory.values())  # each memory's median on the line
+
+
+def _fit_spread(p: ModelParams, ratios: list[float], what: str) -> None:
+    """Body lognormal sigma (MAD) and a straggler tail from ratios to the expected time."""
+    if len(ratios) < 5:
+        p.unidentified.append(f"spread and stragglers: only {len(ratios)} {what}")
+        return
+    logs = np.log(np.array(ratios))
+    centre = float(np.median(logs))
+    sigma = float(1.4826 * np.median(np.abs(logs - centre))) or 1e-3
+    cut = centre + max(3 * sigma, math.log(STRAGGLER_MIN_RATIO))
+    tail = logs[logs > cut] - centre
+    _fitted(p, "cpu_sigma", sigma, f"MAD of {len(ratios)} {what}")
+    _fitted(p, "straggler_prob", len(tail) / len(logs), f"{len(tail)} of {len(logs)} {what} above {math.exp(cut - centre):.2f}x the median")
+    if len(tail):
+        _fitted(p, "straggler_factor", math.exp(float(tail.mean())), f"{len(tail)} stragglers")
+        if len(tail) >= 3:
+            _fitted(p, "straggler_sigma", float(tail.std()), f"{len(tail)} stragglers")
+        else:
+            p.unidentified.append(f"straggler spread: {len(tail)} straggler(s) seen; straggler_sigma kept at its prior")
+    else:
+        p.unidentified.append(f"straggler size: none in {len(logs)} {what} (probability < {3 / len(logs):.2%} at 95%)")
+
+
+def _fit_phases(p: ModelParams, obs: list[Observation]) -> None:
+    """Download, read, deserialise, load: from their own timings where measured."""
+    with_read = [o for o in obs if o.role == "worker" and o.read_s and o.bytes_read]
+    if with_read:
+        _fitted(p, "s3_bandwidth_bytes_s", sum(o.bytes_read for o in with_read) / sum(o.read_s for o in with_read),
+                f"bytes/s3 read seconds of {len(with_read)} invocations")
+        _fitted(p, "s3_first_byte_s", 0.0, "folded into the measured bandwidth")
+    downloads = [o.download_s for o in obs if o.role == "worker" and o.download_s is not None]
+    if downloads:
+        _fitted(p, "download_s", statistics.median(downloads), f"median of {len(downloads)} download timings")
+    deser = [o for o in obs if o.role == "worker" and o.deserialize_s and o.bytes_read]
+    if deser:
+        _fitted(p, "deserialize_s_per_byte_vcpu",
+                statistics.median(o.deserialize_s * o.speedup(p) / o.bytes_read for o in deser),
+                f"{len(deser)} deserialise timings")
+    loads = [o.load_s for o in obs if o.role == "worker" and o.cold and o.load_s]
+    if loads:
+        _fitted(p, "model_load_s", statistics.median(loads), f"median of {len(loads)} cold model loads")
+
+
+def _unexplained(p: ModelParams, o: Observation, known: set[str]) -> float:
+    """Duration minus the phases measured or fitted elsewhere (the rest the Duration fit explains)."""
+    phases = p.worker_phases(_samples(o, p), o.bytes_read or 0.0, o.cpu_memory_mb, o.batch_size, o.cold, o.gets)
+    measured = {"compute_s": o.compute_s, "read_s": o.read_s, "deserialize_s": o.deserialize_s,
+                "download_s": o.download_s, "load_s": o.load_s if o.cold else None}
+    total = 0.0
+    for name, value in phases.items():
+        if measured.get(name) is not None:
+            total += measured[name]
+        elif name in known:
+            total += value
+    return o.duration_s - total
+
+
+def _fit_durations(p: ModelParams, obs: list[Observation]) -> None:
+    """What Duration adds to the measured phases: fixed setup vs per-byte (deserialise), and the cold extra."""
+    timed = [o for o in obs if o.role == "worker" and o.duration_s is not None and o.bytes_read]
+    if not timed:
+        p.unidentified.append("REPORT Duration of workers: none with known bytes; setup, per-byte and cold costs are priors")
+        return
+    per_byte_measured = any(o.deserialize_s is not None for o in timed)
+    warm = [o for o in timed if not o.cold]
+    known = {"compute_s", "read_s", "download_s", "write_s"} | ({"deserialize_s"} if per_byte_measured else set())
+    base = warm or timed
+    rest = np.array([_unexplained(p, o, known) for o in base])
+    if not per_byte_measured:
+        xs = np.array([(o.bytes_read or 0.0) / o.speedup(p) for o in base])
+        if len(set(np.round(xs, 3))) >= 2:
+            slope, intercept = np.polyfit(xs, rest, 1)
+            _fitted(p, "deserialize_s_per_byte_vcpu", max(0.0, slope), f"Duration against bytes of {len(base)} invocations")
+            _fitted(p, "setup_s", max(0.0, intercept), f"Duration intercept of {len(base)} invocations")
+        else:
+            fixed = p.setup_s
+            per_byte = float(np.median(rest - fixed)) / float(np.median(xs)) if np.median(xs) > 0 else 0.0
+            _fitted(p, "deserialize_s_per_byte_vcpu", max(0.0, per_byte),
+                    f"median Duration of {len(base)} invocations minus the other phases")
+            p.unidentified.append(f"fixed setup vs per-byte read/deserialise: Durations at one input size only "
+                                  f"({(base[0].bytes_read or 0) / 1e6:g} MB); setup_s kept at its prior {fixed:g} s and "
+                                  "the rest taken as per-byte; give REPORT lines at a second partition size")
+    else:
+        _fitted(p, "setup_s", max(0.0, float(np.median(rest))), f"median Duration rest of {len(base)} invocations")
+    if not warm:
+        p.unidentified.append("warm Duration: only cold invocations")
+    cold = [o for o in timed if o.cold and o.load_s is None]
+    if cold and warm:
+        extra = [o.duration_s - p.handler_seconds(_samples(o, p), o.bytes_read or 0.0, o.cpu_memory_mb, o.batch_size, False, o.gets)
+                 for o in cold]
+        _fitted(p, "model_load_s", max(0.0, statistics.median(extra)), f"cold minus warm Duration of {len(cold)} cold invocations")
+        if len(cold) < 3:
+            p.unidentified.append(f"cold handler extra (model_load_s): from {len(cold)} cold invocation(s) only")
+    elif not any(o.cold and o.load_s for o in obs):
+        p.unidentified.append("cold handler extra (model_load_s): no cold worker Duration next to warm ones")
+
+
+def _fit_init(p: ModelParams, obs: list[Observation]) -> None:
+    for role, median, sigma in (("worker", "init_median_s", "init_sigma"),
+                                ("control", "control_init_median_s", "control_init_sigma")):
+        inits = [o.init_s for o in obs if o.init_s and (o.role == "worker") == (role == "worker")]
+        if not inits:
+            p.unidentified.append(f"{role} INIT duration: no cold start seen")
+            continue
+        logs = np.log(inits)
+        _fitted(p, median, float(np.exp(logs.mean())), f"geometric mean of {len(inits)} {role} Init Durations")
+        if len(inits) > 1:
+            _fitted(p, sigma, float(logs.std()), f"{len(inits)} {role} Init Durations")
+        else:
+            p.unidentified.append(f"{role} INIT spread: one cold start only")
+    p.unidentified.append("INIT by package size: one package size in the data; init_s_per_package_mb kept at its prior")
+
+
+def _fit_memory(p: ModelParams, obs: list[Observation]) -> None:
+    mem = [o for o in obs if o.role == "worker" and o.max_memory_mb and o.bytes_read]
+    if not mem:
+        p.unidentified.append("Max Memory Used: no worker REPORT memory with known bytes")
+    else:
+        sizes = {round(o.bytes_read / 1e6, 3) for o in mem}
+        if len(sizes) >= 2:
+            slope, intercept = np.polyfit([o.bytes_read / 1e6 for o in mem], [o.max_memory_mb for o in mem], 1)
+            _fitted(p, "memory_per_input_mb", max(0.0, slope), f"Max Memory against MB read, {len(mem)} invocations")
+            _fitted(p, "memory_base_mb", intercept, f"Max Memory intercept, {len(mem)} invocations")
+        else:
+            top = max(o.max_memory_mb for o in mem)
+            _fitted(p, "memory_base_mb", top - p.memory_per_input_mb * max(o.bytes_read for o in mem) / 1e6,
+                    f"largest Max Memory Used of {len(mem)} invocations minus the prior per-MB share")
+            p.unidentified.append("memory per input MB: one input size only; memory_per_input_mb kept at its prior")
+    control = [o.max_memory_mb for o in obs if o.role != "worker" and o.max_memory_mb]
+    if control:
+        _fitted(p, "control_memory_used_mb", max(control), f"largest of {len(control)} control Max Memory Used")
+
+
+def _fit_control(p: ModelParams, obs: list[Observation]) -> None:
+    """Initialize and Summarize: fixed CPU and CPU per S3 request (scaled by the CPU share), request latency a prior."""
+    summ = [o for o in obs if o.role == "summarize" and o.duration_s and o.world]
+    worlds = {o.world for o in summ}
+    if len(worlds) >= 2:
+        xs = np.array([p.summarize_requests(o.world)[0] for o in summ], dtype=float)
+        ys = np.array([(o.duration_s - p.summarize_requests(o.world)[1] * p.request_latency_s)
+                       * min(1.0, lambda_vcpus(o.memory_mb)) for o in summ])
+        slope, _ = np.polyfit(xs, ys, 1)
+        _fitted(p, "request_cpu_s", max(0.0, slope), f"Summarize Duration against world size ({sorted(worlds)})")
+    else:
+        p.unidentified.append("Summarize per-result cost: Summarize measured at fewer than two world sizes")
+    inits = [o for o in obs if o.role == "initialize" and o.duration_s]
+    if not inits:
+        p.unidentified.append("Initialize Duration: no Initialize invocation")
+        return
+
+    def cpu_of(o: Observation) -> float:  # Initialize's CPU seconds at one vCPU, S3 requests taken out
+        requests = p.initialize_requests(o.world or 1)  # partitions unknown here: one per rank assumed
+        return (o.duration_s - requests * p.request_latency_s) * min(1.0, lambda_vcpus(o.memory_mb)) - requests * p.request_cpu_s
+
+    worlds = {o.world or 1 for o in inits}
+    if len(worlds) >= 2:
+        slope, intercept = np.polyfit([float(o.world or 1) for o in inits], [cpu_of(o) for o in inits], 1)
+        _fitted(p, "plan_cpu_s_per_item", max(0.0, slope), f"Initialize Duration against world size ({sorted(worlds)})")
+        _fitted(p, "control_cpu_s", max(0.0, intercept), f"Initialize Duration intercept, {len(inits)} invocations")
+    else:
+        _fitted(p, "control_cpu_s", max(0.0, statistics.median(cpu_of(o) - (o.world or 1) * p.plan_cpu_s_per_item
+                                                               for o in inits)),
+                f"median Duration of {len(inits)} Initialize invocations")
+        p.unidentified.append("Initialize growth with N (plan_cpu_s_per_item): Initialize at one world size only")
+
+
+def _fit_orchestration(p: ModelParams, orch: list[Orchestration]) -> None:
+    if not orch:
+        p.unidentified.append("orchestration (child start rate, Map bookkeeping, ResultWriter): no execution history")
+        return
+    rates = [o.child_start_rate for o in orch if o.child_start_rate]
+    if rates:
+        _fitted(p, "child_start_rate_per_s", statistics.median(rates), f"worker start spread of {len(rates)} executions")
+    tails = [(o.world, o.map_tail_s) for o in orch if o.map_tail_s is not None]
+    worlds = {w for w, _ in tails}
+    if len(worlds) >= 2:
+        slope, intercept = np.polyfit([w for w, _ in tails], [t for _, t in tails], 1)
+        _fitted(p, "result_writer_s", max(0.0, intercept), f"Map tail against world size, {len(tails)} executions")
+        _fitted(p, "result_writer_s_per_item", max(0.0, slope), f"Map tail against world size ({sorted(worlds)})")
+        p.sources["map_item_overhead_s"] = "fitted: folded into result_writer_s_per_item"
+        p.map_item_overhead_s = 0.0
+    elif tails:
+        _fitted(p, "result_writer_s", max(0.0, statistics.median(t for _, t in tails)), f"Map tail of {len(tails)} executions")
+        p.unidentified.append("Map bookkeeping growth with N: executions at one world size only")
+    gaps = [o.transition_gap_s for o in orch if o.transition_gap_s is not None]
+    if gaps:
+        _fitted(p, "transition_latency_s", max(0.0, statistics.median(gaps)), f"gaps between steps of {len(gaps)} executions")
+
+
+def fit(observations: list[Observation], base: ModelParams | None = None,
+        orchestration: list[Orchestration] | None = None, source: str | None = None) -> ModelParams:
+    """Parameters that best explain the evidence; see the module docstring.
 
     Raises:
         ValueError: no usable observation.
     """
     if not observations:
-        raise ValueError("no successful worker invocations to calibrate from")
-    params = replace(base or ModelParams(), residuals={})
-    detailed = [o for o in observations if o.compute_s is not None and o.read_s is not None]
-    if detailed:
-        x = np.array([o.samples / o.speedup(params) for o in detailed])
-        y = np.array([o.compute_s for o in detailed])
-        params.compute_s_per_sample_vcpu = float((x @ y) / (x @ x)) if x @ x > 0 else params.compute_s_per_sample_vcpu
-        read_bytes = sum(o.bytes_read for o in detailed)
-        read_time = sum(o.read_s for o in detailed)
-        if read_time > 0:
-            params.s3_bandwidth_bytes_s = read_bytes / read_time
-            params.s3_first_byte_s = 0.0
-        loads = [o.load_s for o in detailed if o.load_s]
-        if loads:
-            params.model_load_s = statistics.fmean(loads)
-        rest = [o.duration_s - o.compute_s - o.read_s - (o.load_s or 0.0) for o in detailed]
-        params.overhead_s = max(0.0, statistics.median(rest))
-        params.source = "run records with per-rank breakdowns"
-    else:
-        # Durations only: duration = overhead + k * samples / speedup (read folded into k).
-        x = np.array([o.samples / o.speedup(params) for o in observations])
-        y = np.array([o.duration_s for o in observations])
-        design = np.column_stack([np.ones_like(x), x]) if len(set(x.round(9))) > 1 else x[:, None]
-        coef, *_ = np.linalg.lstsq(design, y, rcond=None)
-        intercept, slope = (float(coef[0]), float(coef[1])) if design.shape[1] == 2 else (0.0, float(coef[0]))
-        params.overhead_s = max(0.0, intercept)
-        params.compute_s_per_sample_vcpu = slope
-        params.s3_bandwidth_bytes_s, params.s3_first_byte_s, params.model_load_s = math.inf, 0.0, 0.0
-        params.source = "worker durations only (S3 read folded into the per-sample cost)"
+        raise ValueError("no successful invocations to calibrate from")
+    p = replace(base or ModelParams(), residuals={}, sources={}, unidentified=[], warnings=[])
+    _fit_bytes_per_sample(p, observations)
+    _fit_compute(p, observations)
+    _fit_phases(p, observations)
+    _fit_durations(p, observations)
     pairings = [o.pairing_s for o in observations if o.pairing_s]
     if pairings:
-        params.pairing_latency_s = statistics.median(pairings)
-    inits = [o.init_s for o in observations if o.init_s]
-    if inits:
-        logs = np.log(inits)
-        params.init_median_s = float(np.exp(logs.mean()))
-        params.init_sigma = float(logs.std()) if len(inits) > 1 else params.init_sigma
-    params.residuals = residuals(params, observations)
-    return params
+        _fitted(p, "pairing_latency_s", statistics.median(pairings), f"{len(pairings)} ranks' pairing rounds")
+    _fit_init(p, observations)
+    _fit_memory(p, observations)
+    _fit_control(p, observations)
+    _fit_orchestration(p, orchestration or [])
+    p.source = source or f"calibration from {len({o.run for o in observations})} run(s), {len(observations)} invocations"
+    p.residuals = residuals(p, observations)
+    return p
 
+
+# -- checks -----------------------------------------------------------------------------------
 
 def predict_duration(params: ModelParams, o: Observation) -> float:
-    """Predicted handler duration for an observation's work and memory."""
-    read = o.bytes_read / params.s3_bandwidth_bytes_s + (params.s3_first_byte_s if math.isfinite(params.s3_bandwidth_bytes_s) else 0.0)
-    load = params.model_load_s if o.cold else 0.0
-    return params.overhead_s + load + read + o.samples * params.compute_s_per_sample_vcpu / o.speedup(params)
+    """Expected REPORT Duration of a worker observation (its memory, bytes, batch, cold or warm)."""
+    return params.handler_seconds(_samples(o, params), o.bytes_read or 0.0, o.cpu_memory_mb, o.batch_size, o.cold, o.gets)
 
 
 def residuals(params: ModelParams, observations: list[Observation]) -> dict[str, float]:
-    """Mean/max absolute percentage error and RMSE (seconds) of predicted durations."""
-    errors = [(predict_duration(params, o) - o.duration_s) for o in observations]
-    pct = [abs(e) / o.duration_s * 100 for e, o in zip(errors, observations) if o.duration_s > 0]
-    return {"n": len(observations), "mape_pct": statistics.fmean(pct) if pct else 0.0,
-            "max_ape_pct": max(pct) if pct else 0.0, "rmse_s": math.sqrt(statistics.fmean(e * e for e in errors))}
+    """Percentage errors of predicted worker Durations (those with Duration and bytes)."""
+    timed = [o for o in observations if o.role == "worker" and o.duration_s and o.bytes_read]
+    if not timed:
+        return {"n": 0}
+    pct = [abs(predict_duration(params, o) - o.duration_s) / o.duration_s * 100 for o in timed]
+    return {"n": len(timed), "mape_pct": statistics.fmean(pct), "max_ape_pct": max(pct)}
+
+
+def leave_one_out(observations: list[Observation], base: ModelParams | None = None) -> list[dict[str, float]]:
+    """Per worker with a Duration: fit on everything else, predict its Duration."""
+    out = []
+    for i, o in enumerate(observations):
+        if o.role != "worker" or not o.duration_s or not o.bytes_read:
+            continue
+        params = fit(observations[:i] + observations[i + 1:], base)
+        predicted = predict_duration(params, o)
+        out.append({"run": o.run, "cold": o.cold, "measured_s": o.duration_s, "predicted_s": predicted,
+                    "error_pct": (predicted - o.duration_s) / o.duration_s * 100})
+    return out
 
 
 def cross_validate(observations: list[Observation], base: ModelParams | None = None) -> dict[str, dict[str, float]]:
-    """Leave-one-run-out: fit on the other runs, report errors on the held-out one."""
-    runs = sorted({o.run for o in observations})
+    """Leave-one-run-out: fit on the other runs, report Duration errors on the held-out one."""
+    runs = sorted({o.run for o in observations if o.duration_s and o.bytes_read and o.role == "worker"})
     out = {}
     for held in runs if len(runs) > 1 else []:
         train = [o for o in observations if o.run != held]
         test = [o for o in observations if o.run == held]
         out[held] = residuals(fit(train, base), test)
     return out
-
-
-def load_observations(paths: Iterable[str | Path]) -> list[Observation]:
-    """Observations from run record directories or record.json files."""
-    from emulator.contracts import runrecord
-
-    obs: list[Observation] = []
-    for path in paths:
-        obs.extend(observations_from_record(runrecord.load(path)))
-    return obs

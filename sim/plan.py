@@ -7,6 +7,7 @@ import statistics
 from dataclasses import dataclass, replace
 from typing import Callable
 
+from sim.asl import Workflow
 from sim.model import JobSpec, SimResult, simulate
 from sim.params import ModelParams
 from sim.prices import PriceTable
@@ -40,24 +41,26 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
-def run_seeds(spec: JobSpec, params: ModelParams, prices: PriceTable, seeds: int) -> list[SimResult]:
+def run_seeds(spec: JobSpec, params: ModelParams, prices: PriceTable, seeds: int,
+              workflow: Workflow | None = None) -> list[SimResult]:
     """One simulation per seed 0..seeds-1."""
-    return [simulate(spec, params, seed, prices) for seed in range(seeds)]
+    return [simulate(spec, params, seed, prices, workflow) for seed in range(seeds)]
 
 
 def sweep(base: JobSpec, memories: list[int], partition_sizes: list[int], concurrencies: list[int],
           params: ModelParams, prices: PriceTable, seeds: int = 3,
-          progress: Callable[[int, int], None] | None = None) -> list[Candidate]:
+          progress: Callable[[int, int], None] | None = None, workflow: Workflow | None = None) -> list[Candidate]:
     """Simulate every memory x partition size x max concurrency combination."""
     grid = list(itertools.product(memories, partition_sizes, concurrencies))
     out = []
     for i, (memory, part, conc) in enumerate(grid, 1):
         spec = replace(base, memory_mb=memory, partition_size_bytes=part, max_concurrency=conc)
-        results = run_seeds(spec, params, prices, seeds)
+        results = run_seeds(spec, params, prices, seeds, workflow)
         spans = [r.makespan_s for r in results]
         out.append(Candidate(memory, part, conc, spec.world, percentile(spans, 50), percentile(spans, 95),
                              statistics.median(r.bill.total for r in results),
-                             max(r.items_failed for r in results), max(r.throttles for r in results)))
+                             max(r.items_failed + (r.status != "SUCCEEDED") for r in results),
+                             max(r.throttles for r in results)))
         if progress:
             progress(i, len(grid))
     return out

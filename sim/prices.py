@@ -14,9 +14,13 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from emulator.contracts.aws import REGION
 from emulator.contracts.runrecord import RunRecord
 
-PRICES_AS_OF = "2026-01 (us-east-1)"
+PRICES_AS_OF = f"2026-01 ({REGION})"
+PRICES_SOURCE = ("https://aws.amazon.com/lambda/pricing/, https://aws.amazon.com/step-functions/pricing/, "
+                 "https://aws.amazon.com/s3/pricing/, https://aws.amazon.com/fargate/pricing/, "
+                 "https://aws.amazon.com/cloudwatch/pricing/")
 
 
 @dataclass(frozen=True)
@@ -24,7 +28,8 @@ class PriceTable:
     """Unit prices in USD. Override any field with ``load_prices(path)``."""
 
     as_of: str = PRICES_AS_OF
-    region: str = "us-east-1"
+    source: str = PRICES_SOURCE
+    region: str = REGION
     # Lambda: per GB-second by monthly tier (x86), arm64 flat first tier; per request.
     lambda_gb_s_x86_tiers: tuple[tuple[float, float], ...] = (
         (6e9, 0.0000166667), (15e9, 0.000015), (math.inf, 0.000013334))
@@ -106,6 +111,7 @@ class Bill:
 
     lines: list[BillLine] = field(default_factory=list)
     prices_as_of: str = PRICES_AS_OF
+    prices_source: str = PRICES_SOURCE
 
     @property
     def total(self) -> float:
@@ -115,7 +121,7 @@ class Bill:
         self.lines.append(BillLine(item, quantity, unit, unit_price, quantity * unit_price if cost is None else cost))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"prices_as_of": self.prices_as_of, "total_usd": self.total, "lines": [asdict(line) for line in self.lines]}
+        return {"prices_as_of": self.prices_as_of, "prices_source": self.prices_source, "total_usd": self.total, "lines": [asdict(line) for line in self.lines]}
 
 
 @dataclass(frozen=True)
@@ -138,7 +144,7 @@ class Usage:
 
 def bill_for_usage(usage: Usage, prices: PriceTable, *, free_tier: bool = False) -> Bill:
     """Itemise ``usage`` at ``prices`` (free tier subtracted when asked)."""
-    bill = Bill(prices_as_of=prices.as_of)
+    bill = Bill(prices_as_of=prices.as_of, prices_source=prices.source)
     gb_s = max(0.0, usage.lambda_gb_seconds - (prices.free_lambda_gb_s if free_tier else 0.0))
     compute = prices.lambda_compute_cost(gb_s, usage.arch)
     bill.add(f"Lambda compute ({usage.arch})", gb_s, "GB-s", compute / gb_s if gb_s else 0.0, compute)

@@ -16,7 +16,7 @@ from emulator.docker import job as docker_job
 from emulator.docker.environment import ContainerEnvironment
 from emulator.docker.job import EmulatorOptions, run_emulated_job
 from emulator.docker.network import NetworkConfig
-from emulator.report import collectives_line
+from emulator.cli.report import collectives_line
 from emulator.contracts.runrecord import read_log_lines
 from tests.docker_helpers import docker, leftovers, worker_image  # noqa: F401  (fixtures)
 
@@ -62,7 +62,10 @@ def test_job_through_cone_nats_uses_direct_connections(tmp_path, data_cache, doc
     reports = [line for line in lines if line.startswith("REPORT")]
     assert len(reports) == len(record["invocations"]) == WORLD + 2
     workers = [inv for inv in record["invocations"] if inv["function"].endswith("-worker")]
-    assert all(inv["status"] == "success" and inv["init_duration_ms"] for inv in workers)
+    # Each worker is a cold start: Init Duration, or, when INIT passed Lambda's 10 s limit (torch on a
+    # loaded host), a suppressed init re-run inside the invocation, as on AWS.
+    assert all(inv["status"] == "success" and (inv["init_duration_ms"] or inv.get("init_phase") == "suppressed")
+               for inv in workers)
     assert all(0 < inv["max_memory_used_mb"] < inv["memory_size_mb"] for inv in workers)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -19,6 +20,7 @@ from tests.docker_helpers import docker, leftovers, topology, worker_image  # no
 
 pytestmark = pytest.mark.docker
 HANDLERS = Path(__file__).resolve().parent / "lambda_test_handlers.py"
+SLOW_INIT = Path(__file__).resolve().parent / "lambda_slow_init.py"
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +28,7 @@ def task_archive() -> bytes:
     """The test handlers as a deployment package on top of the worker image (/var/task)."""
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / HANDLERS.name).write_bytes(HANDLERS.read_bytes())
+        (Path(tmp) / SLOW_INIT.name).write_bytes(SLOW_INIT.read_bytes())
         return deployment_archive(Path(tmp))
 
 
@@ -89,30 +92,65 @@ def test_max_memory_used_is_the_container_cgroup_peak(worker_image, docker, task
     assert abs(outcome.max_memory_used_mb - daemon_peak_mb) <= 0.10 * daemon_peak_mb, (outcome.max_memory_used_mb, daemon_peak_mb)
 
 
-def test_timeout_kills_the_container_and_reports_status_timeout(containers, docker):
-    with LambdaService([fn("sleepy", "sleep", timeout_s=2)], environment_factory=containers) as svc:
+def test_timeout_resets_the_environment_keeping_tmp_and_reports_status_timeout(containers, docker):
+    with LambdaService([fn("sleepy", "tmp_file", timeout_s=3)], environment_factory=containers) as svc:
+        assert svc.invoke("sleepy", {"name": "a.bin", "mb": 1})["tmp"] == "/tmp"
         with pytest.raises(LambdaFunctionError) as info:
-            svc.invoke("sleepy", {"seconds": 60})
+            svc.invoke("sleepy", {"name": "b.bin", "mb": 1, "sleep": 60})
         assert info.value.error_type == "Sandbox.Timedout"
-        assert svc.invoke("sleepy", {"seconds": 0})["slept"] == 0, "the next invoke gets a fresh container"
+        after = svc.invoke("sleepy", {})
+        assert {"a.bin", "b.bin"} <= set(after["files"]), "a timeout resets the runtime, not /tmp"
+        full = svc.invoke("sleepy", {"name": "big.bin", "mb": 600, "allocate": True})
+        assert full["written"] is False and full["errno"] == 28, "ENOSPC past EphemeralStorage (512 MB)"
         run_id = containers.keywords["topology"].run_id
         live = [c.name for c in docker.containers.list(filters={"label": [f"lambdatwin.run={run_id}",
                                                                            "lambdatwin.role=function"]})]
         assert len(live) == 1, f"the timed-out container must be gone: {live}"
-    timed_out, fresh = svc.records
-    assert timed_out.status == "timeout" and fresh.init_duration_ms is not None
-    report = reports(svc, "sleepy")[0]
-    assert report.status == "timeout" and report.duration_ms == 2000.0
+    ok, timed_out, again, _ = svc.records
+    assert timed_out.status == "timeout" and again.init_phase == "suppressed" and again.log_stream == ok.log_stream
+    report = reports(svc, "sleepy")[1]
+    assert report.status == "timeout" and report.duration_ms == 3000.0
 
 
 def test_memory_over_the_limit_is_out_of_memory(containers):
     with LambdaService([fn("hog", "allocate", memory_mb=128, timeout_s=30)], environment_factory=containers) as svc:
         with pytest.raises(LambdaFunctionError) as info:
             svc.invoke("hog", {"mb": 400, "hold_s": 2})
-    assert info.value.error_type == "Runtime.OutOfMemory"
+    assert info.value.error_type == "Runtime.ExitError" and "signal: killed" in info.value.message
     report = reports(svc, "hog")[0]
     assert report.status == "error" and report.error_type == "Runtime.OutOfMemory"
     assert report.max_memory_used_mb == 128, "the OOM killer fires at MemorySize"
+
+
+def test_environment_freeze_and_runtime_api_details_in_a_container(containers):
+    """Only Lambda's variables, cwd /var/task, a paused container between invokes, the exact response limit."""
+    from emulator.contracts import aws
+    from tests.test_lambda_platform import LAMBDA_VARIABLES, RUNTIME_SET
+
+    functions = [fn("env", "environment", timeout_s=30), fn("ticker", "background_counter", timeout_s=30),
+                 fn("big", "big_response", timeout_s=30, memory_mb=512)]
+    with LambdaService(functions, environment_factory=containers) as svc:
+        seen = svc.invoke("env", {})
+        first = svc.invoke("ticker", {})["ticks"]
+        time.sleep(1.0)
+        second = svc.invoke("ticker", {})["ticks"]
+        with pytest.raises(LambdaFunctionError) as info:
+            svc.invoke("big", {"bytes": aws.MAX_SYNC_RESPONSE_BYTES + 1})
+        assert svc.invoke("big", {"bytes": 10}) == "x" * 8, "no Runtime.ExitError after an oversized response"
+    assert set(seen["env"]) - RUNTIME_SET == LAMBDA_VARIABLES
+    assert seen["cwd"] == "/var/task" and seen["env"]["LAMBDA_TASK_ROOT"] == "/var/task"
+    assert second - first < 10, f"the thread ran {second - first} ticks while the container was paused"
+    assert info.value.error_type == aws.LAMBDA_RESPONSE_TOO_LARGE
+
+
+def test_init_over_ten_seconds_with_a_short_timeout_fails_in_a_container(containers):
+    slow = FunctionConfig(name="slow", handler="lambda_slow_init.handler", timeout_s=3, environment={"INIT_SLEEP_S": "12"})
+    with LambdaService([slow], environment_factory=containers) as svc:
+        with pytest.raises(LambdaFunctionError) as info:
+            svc.invoke("slow", {})
+    assert info.value.error_type == "Sandbox.Timedout"
+    kinds = [line.split("\t")[1:3] for (_, _), lines in svc.log_streams.items() for line in lines if line.startswith("INIT_REPORT")]
+    assert kinds == [["Phase: init", "Status: timeout"], ["Phase: invoke", "Status: timeout"]]
 
 
 def test_runtime_exit_and_import_error(containers):

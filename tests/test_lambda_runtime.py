@@ -13,7 +13,7 @@ from emulator.contracts.lambdas import FunctionConfig, LambdaFunctionError
 from emulator.lambda_runtime.service import LambdaService
 
 ROOT = str(Path(__file__).resolve().parent.parent)
-ENV = {"PYTHONPATH": ROOT}
+ENV: dict[str, str] = {}  # the task root (the project) is on sys.path as on AWS: no PYTHONPATH needed
 
 
 def fn(name: str, handler: str, **kw) -> FunctionConfig:
@@ -36,7 +36,10 @@ def test_cold_then_warm_reuses_environment_and_reports_like_cloudwatch():
     assert cold.init_duration_ms is not None and cold.init_duration_ms > 0
     assert warm.init_duration_ms is None
     lines = lines_of(svc, "echo")
-    assert lines[0] == f"START RequestId: {cold.request_id} Version: $LATEST"
+    assert re.fullmatch(r"INIT_START Runtime Version: python:3\.\d+\.v\d+\tRuntime Version ARN: "
+                        r"arn:aws:lambda:us-east-1::runtime:[0-9a-f]{64}\t", lines[0])
+    assert lines[1] == f"START RequestId: {cold.request_id} Version: $LATEST"
+    assert sum(line.startswith("INIT_START") for line in lines) == 1, "a warm invocation has no INIT"
     assert any("echo got {'n': 1}" in line for line in lines)
     reports = [parse_report_line(line) for line in lines if line.startswith("REPORT")]
     assert [r.request_id for r in reports] == [cold.request_id, warm.request_id]
@@ -62,14 +65,17 @@ def test_handler_exception_is_a_function_error_and_environment_survives():
     assert svc.records[0].status == "error" and svc.records[1].init_duration_ms is None
 
 
-def test_timeout_kills_environment_and_reports_status_timeout():
+def test_timeout_resets_the_environment_and_reports_status_timeout():
     with LambdaService([fn("sleepy", "sleep", timeout_s=1)]) as svc:
         with pytest.raises(LambdaFunctionError) as info:
             svc.invoke("sleepy", {"seconds": 30})
         assert info.value.error_type == "Sandbox.Timedout"
-        assert svc.invoke("sleepy", {"seconds": 0})["slept"] == 0  # a fresh environment
-    timed_out, fresh = svc.records
-    assert timed_out.status == "timeout" and fresh.init_duration_ms is not None
+        assert info.value.to_payload()["errorMessage"] == (
+            f"RequestId: {svc.records[0].request_id} Error: Task timed out after 1.00 seconds")
+        assert svc.invoke("sleepy", {"seconds": 0})["slept"] == 0  # the same environment, INIT re-run
+    timed_out, again = svc.records
+    assert timed_out.status == "timeout" and again.init_phase == "suppressed"
+    assert again.log_stream == timed_out.log_stream, "a reset keeps the execution environment"
     report = parse_report_line(next(line for line in lines_of(svc, "sleepy") if line.startswith("REPORT")))
     assert report.status == "timeout" and report.duration_ms == 1000.0
 
@@ -78,9 +84,12 @@ def test_memory_over_limit_is_out_of_memory():
     with LambdaService([fn("hog", "allocate", memory_mb=128, timeout_s=20)]) as svc:
         with pytest.raises(LambdaFunctionError) as info:
             svc.invoke("hog", {"mb": 400, "hold_s": 2})
-    assert info.value.error_type == "Runtime.OutOfMemory"
+    # The caller sees the runtime killed; the REPORT line names the cause.
+    assert info.value.error_type == "Runtime.ExitError"
+    assert info.value.message.endswith("Error: Runtime exited with error: signal: killed")
     report = parse_report_line(next(line for line in lines_of(svc, "hog") if line.startswith("REPORT")))
     assert report.status == "error" and report.error_type == "Runtime.OutOfMemory"
+    assert report.max_memory_used_mb == 128 and svc.records[0].error_type == "Runtime.OutOfMemory"
 
 
 def test_max_memory_used_tracks_what_the_handler_touched():

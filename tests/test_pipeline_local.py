@@ -11,7 +11,7 @@ import pytest
 from emulator.contracts.job import JobConfig
 from emulator import pipeline
 from emulator.contracts import runrecord
-from emulator.cli import main
+from emulator.cli.main import main
 from emulator.contracts.cloudwatch import parse_report_lines
 from emulator.lambda_runtime.environment import ProcessEnvironment
 from emulator.contracts.units import parse_size

@@ -19,9 +19,10 @@ from realaws import cwlogs
 from realaws.collect import CollectOptions
 from realaws.deploy import deploy
 from realaws.images import ImageMissingError
+from emulator.contracts.job import JobConfig, resolve_partition_size
 from realaws.run import RunOptions, run_job
 from sim.prices import PriceTable, bill_for_record
-from test_realaws_support import (ACCOUNT, FAKE_KEY_ID, FAKE_SECRET, REGION, SEED_REPORT, STACK,  # noqa: F401
+from tests.realaws_helpers import (ACCOUNT, FAKE_KEY_ID, FAKE_SECRET, REGION, SEED_REPORT, STACK,  # noqa: F401
                                   all_files_text, aws, aws_executing, hosted_zone, invocation_lines,
                                   moto_runnable_definition, push_image, put_json, put_log_lines,
                                   queue_lambda_results, stack_config)
@@ -123,7 +124,9 @@ def test_deploy_run_collect_writes_the_emulators_record_and_no_secret(aws_execut
                                  handler_lines=(f"env AWS_SECRET_ACCESS_KEY={FAKE_SECRET}",))
         put_log_lines(ctx, f"/aws/lambda/{STACK}-{fn}", f"2026/11/25/[$LATEST]{i:032x}", lines, start_ms=now + 100 * i)
 
-    opts = RunOptions(data_size_bytes=2_000_000, workers=world, run_id=run_id, poll_s=0.2, timeout_s=60,
+    job = JobConfig(data_size_bytes=2_000_000, partition_size_bytes=resolve_partition_size(2_000_000, None, world),
+                    workers=world, function_prefix=STACK)
+    opts = RunOptions(job=job, run_id=run_id, poll_s=0.2, timeout_s=60,
                       data_cache=tmp_path / "cache", collect=CollectOptions(log_wait_s=5, log_poll_s=0.5))
     collected = run_job(ctx, cfg, opts, tmp_path / "runs")
 

@@ -15,7 +15,7 @@ from realaws.deploy import deploy
 from realaws.images import ImageMissingError
 from realaws.packaging import build_code_zip
 from realaws.stackstate import deployed_config
-from test_realaws_support import (ACCOUNT, DOMAIN, REGION, STACK, aws, hosted_zone, push_image,  # noqa: F401
+from tests.realaws_helpers import (ACCOUNT, DOMAIN, REGION, STACK, aws, hosted_zone, push_image,  # noqa: F401
                                   stack_config)
 
 P = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{STACK}"

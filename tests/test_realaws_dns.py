@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from emulator.cli import main
+from emulator.cli.main import main
 from realaws import dns
 from realaws.deploy import deploy
 from realaws.errors import AwsError, NotDeployedError
 from realaws.waiters import WaitTimeout
-from test_realaws_support import (DOMAIN, REGION, STACK, aws, hosted_zone, push_image,  # noqa: F401
+from tests.realaws_helpers import (DOMAIN, REGION, STACK, aws, hosted_zone, push_image,  # noqa: F401
                                   stack_config, start_service_task)
 
 

@@ -7,13 +7,13 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from emulator.cli import main
+from emulator.cli.main import main
 from realaws.config import STACK_TAG
 from realaws.deploy import deploy
 from realaws.errors import explain
 from realaws.images import ImageMissingError
 from realaws.teardown import teardown
-from test_realaws_support import (ACCOUNT, DOMAIN, REGION, STACK, aws, hosted_zone, push_image,  # noqa: F401
+from tests.realaws_helpers import (ACCOUNT, DOMAIN, REGION, STACK, aws, hosted_zone, push_image,  # noqa: F401
                                   put_log_lines, stack_config, start_service_task)
 
 BUCKET = f"{STACK}-{ACCOUNT}-{REGION}"

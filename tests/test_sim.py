@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import json
-import math
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from emulator.cli import main
+from emulator.cli.main import main
 from emulator.contracts.lambdas import InvocationRecord
-from emulator.contracts.runrecord import RunRecord, save
-from sim.calibrate import cross_validate, fit, load_observations, observations_from_cloudwatch, predict_duration
-from sim.model import BYTES_PER_SAMPLE, JobSpec, simulate
+from emulator.contracts.runrecord import RunRecord
+from sim.asl import read_workflow
+from sim.calibrate import fit, observations_from_cloudwatch
+from sim.model import JobSpec, simulate
 from sim.params import ModelParams
 from sim.plan import pareto_front, recommend, sweep
 from sim.prices import PriceTable, Usage, bill_for_record, bill_for_usage, load_prices
 
-REFERENCE = Path(__file__).resolve().parent.parent / "sim" / "reference"
+ASL = Path(__file__).resolve().parent.parent / "statemachines" / "data_parallel.asl.json"
 SEED_REPORT = ("REPORT RequestId: 3f2b1c4e-0a1b-4c2d-9e8f-000000000001\tDuration: 620.23 ms\tBilled Duration: 621 ms\t"
                "Memory Size: 128 MB\tMax Memory Used: 89 MB\tInit Duration: 486.66 ms\t")
 
@@ -60,7 +59,27 @@ def test_tiers_free_tier_and_overrides(tmp_path):
 # -- the model -------------------------------------------------------------------------------
 
 def spec(n_workers: int, **kw) -> JobSpec:
-    return JobSpec(data_size_bytes=n_workers * 25_000_000, **kw)
+    kw.setdefault("timeout_s", 900.0)
+    return JobSpec(data_size_bytes=n_workers * 25_000_000, partition_size_bytes=25_000_000, **kw)
+
+
+def write_asl(tmp_path: Path, edit) -> str:
+    definition = json.loads(ASL.read_text())
+    edit(definition)
+    path = tmp_path / "machine.asl.json"
+    path.write_text(json.dumps(definition))
+    return str(path)
+
+
+def test_same_flags_same_job_as_run():
+    # `run --workers 8 --data-size 100MB` runs 8 ranks of 12.5 MB; `simulate` models the same job
+    # (every command's flags: tests/test_job_contract.py).
+    result = simulate(JobSpec(data_size_bytes=100_000_000, workers=8), seed=0)
+    assert result.spec.world == 8 and len(result.worker_invocations) == 8
+    assert {w["bytes_read"] for w in result.worker_invocations} == {12_500_000}
+    # A rest smaller than one sample makes no partition (worker/layout.py), so no rank either.
+    edge = simulate(JobSpec(data_size_bytes=25_000_001, partition_size_bytes=25_000_000), seed=0)
+    assert edge.spec.partitions == 1 and len(edge.worker_invocations) == 1
 
 
 def test_deterministic_for_a_seed_and_different_across_seeds():
@@ -69,41 +88,123 @@ def test_deterministic_for_a_seed_and_different_across_seeds():
     assert a.makespan_s != c.makespan_s
 
 
-def test_concurrency_limit_and_scaling_rate_show_in_the_timeline():
-    # 3,000 workers, MaxConcurrency 1,000: never more than 1,000 run; the second wave reuses warm environments.
-    result = simulate(spec(3000, max_concurrency=1000), seed=0)
-    assert result.peak_concurrency == 1000 and result.items_failed == 0
-    assert result.cold_starts == 1000  # 1,000 environments, then warm reuse
-    assert max(running for _, running in result.concurrency) == 1000
-    # A burst of 200 new environments, refilled at 10/s: cold starts never outrun the bucket.
-    slow = simulate(spec(500, burst=200, scale_rate_per_s=10.0, retry_max_attempts=20, retry_interval_s=1.0), seed=0)
+def test_the_asl_is_read_not_restated(tmp_path):
+    flow = read_workflow(ASL)
+    assert [r.max_attempts for r in flow.retriers_for("initialize")] == [3]
+    assert [r.max_attempts for r in flow.retriers_for("summarize")] == [3]
+    [worker] = flow.retriers_for("worker")
+    assert worker.max_attempts == 2 and worker.max_delay_s == 10 and worker.jitter == "FULL"
+    assert flow.max_concurrency_path == "$.max_concurrency" and flow.tolerated_failure_percentage == 100
+    assert not flow.express_children and flow.parent_transitions == 5 and flow.child_transitions == 1
+
+    def express(d):
+        d["States"]["Infer"]["ItemProcessor"]["ProcessorConfig"]["ExecutionType"] = "EXPRESS"
+        d["States"]["Infer"]["MaxConcurrency"] = 7
+        del d["States"]["Infer"]["MaxConcurrencyPath"]
+    other = read_workflow(write_asl(tmp_path, express))
+    assert other.express_children and other.max_concurrency == 7
+
+
+def test_transitions_standard_and_express_children(tmp_path):
+    # Standard: Initialize, Infer, Summarize, AllRanksDone, Done + one InferPartition per child.
+    standard = simulate(spec(50, noise=False), seed=0)
+    assert standard.status == "SUCCEEDED" and standard.usage.sfn_transitions == 5 + 50
+    # Express children: the parent's 5 Standard transitions stay billed; children are requests + duration.
+    express = simulate(spec(50, noise=False, express_children=True), seed=0)
+    assert express.usage.sfn_transitions == 5 and express.usage.sfn_express_requests == 50
+    items = {line.item for line in express.bill.lines}
+    assert "Step Functions Express requests" in items and "Step Functions Standard transitions" in items
+
+
+def test_max_concurrency_comes_from_the_definition(tmp_path):
+    def literal(d):
+        d["States"]["Infer"]["MaxConcurrency"] = 5
+        del d["States"]["Infer"]["MaxConcurrencyPath"]
+    result = simulate(spec(20, definition=write_asl(tmp_path, literal), max_concurrency=20), seed=0)
+    assert result.peak_concurrency <= 5 + 1  # + Initialize/Summarize never overlap the Map
+    assert max(r for _, r in result.concurrency) <= 5
+
+
+def test_throttles_retry_as_the_asl_says(tmp_path):
+    # 3,000 workers all at once (MaxConcurrency 0 = the Map's 10,000) against 1,000 account concurrency.
+    few = simulate(spec(3000, max_concurrency=0), seed=0)
+    assert few.throttles > 0 and few.items_failed > 0 and few.peak_concurrency == 1000
+    assert few.status == "FAILED"  # ToleratedFailurePercentage 100: the Map succeeds, Summarize reports the ranks
+
+    def patient(d):
+        retry = d["States"]["Infer"]["ItemProcessor"]["States"]["InferPartition"]["Retry"][0]
+        retry.update(MaxAttempts=60, IntervalSeconds=5, MaxDelaySeconds=30)
+    many = simulate(spec(3000, max_concurrency=0, definition=write_asl(tmp_path, patient)), seed=0)
+    assert many.items_failed == 0 and many.status == "SUCCEEDED" and many.throttles > 0
+
+    def strict(d):
+        del d["States"]["Infer"]["ToleratedFailurePercentage"]
+    failed_map = simulate(spec(3000, max_concurrency=0, definition=write_asl(tmp_path, strict)), seed=0)
+    assert failed_map.status == "FAILED" and "Summarize" not in failed_map.steps
+
+    def strict_but_caught(d):
+        del d["States"]["Infer"]["ToleratedFailurePercentage"]
+        task = d["States"]["Infer"]["ItemProcessor"]["States"]["InferPartition"]
+        task["Catch"] = [{"ErrorEquals": ["States.ALL"], "Next": "Gave up"}]
+        task["End"] = False
+        task["Next"] = "Gave up"
+        d["States"]["Infer"]["ItemProcessor"]["States"]["Gave up"] = {"Type": "Pass", "End": True}
+    caught = simulate(spec(3000, max_concurrency=0, definition=write_asl(tmp_path, strict_but_caught)), seed=0)
+    assert caught.items_failed == 0 and "Summarize" in caught.steps and caught.status == "FAILED"
+
+
+def test_reserved_concurrency_is_the_workers_own():
+    result = simulate(spec(300, reserved_concurrency=100, max_concurrency=300, noise=False), seed=0)
+    assert result.peak_concurrency == 100 and result.throttles > 0
+    assert all(i["status"] == "success" for i in result.invocations if i["function"] != "worker")
+
+
+def test_scaling_rate_is_per_function():
+    # A burst of 200 new environments per function, refilled at 10/s: worker cold starts never outrun it,
+    # while Initialize and Summarize have their own buckets.
+    slow = simulate(spec(500, burst=200, scale_rate_per_s=10.0, max_concurrency=500), seed=0)
     starts = sorted(inv["start"] for inv in slow.worker_invocations if inv["cold"])
-    assert len(starts) > 200 and slow.throttles > 0
+    assert slow.throttles > 0
     assert all(n + 1 <= 200 + 10.0 * (t - starts[0]) + 1e-6 for n, t in enumerate(starts))
-
-
-def test_over_the_account_limit_throttles_and_fails_items_like_the_asl_retry():
-    result = simulate(spec(3000), seed=0)  # Distributed Map's default MaxConcurrency (10,000) > 1,000
-    assert result.throttles > 0 and result.items_failed > 0 and result.peak_concurrency == 1000
+    assert all(inv["status"] == "success" for inv in slow.invocations if inv["function"] != "worker")
 
 
 def test_cold_then_warm_and_idle_expiry():
-    warm = simulate(spec(20, max_concurrency=5, noise_sigma=0.0), seed=0)
+    warm = simulate(spec(20, max_concurrency=5, noise=False), seed=0)
     colds = [inv for inv in warm.worker_invocations if inv["cold"]]
     assert len(colds) == 5 and all(inv["init_s"] == 0 for inv in warm.worker_invocations if not inv["cold"])
-    expired = simulate(spec(20, max_concurrency=5, idle_expiry_s=0.0, noise_sigma=0.0), seed=0)
+    assert all(inv["load_s"] > 0 for inv in colds) and all(inv["load_s"] == 0 for inv in warm.worker_invocations if not inv["cold"])
+    expired = simulate(spec(20, max_concurrency=5, idle_expiry_s=0.0, noise=False), seed=0)
     assert expired.cold_starts == 20
 
 
-def test_more_memory_is_faster_per_worker_and_oom_and_timeouts():
-    small, big = (simulate(spec(10, memory_mb=m, noise_sigma=0.0), seed=0) for m in (1769, 3538))
+def test_phases_memory_batch_and_read_mode():
+    p = ModelParams()
+    small, big = (simulate(spec(10, memory_mb=m, noise=False), p, seed=0) for m in (1769, 3538))
     per = lambda r: r.worker_invocations[0]["compute_s"]
-    assert per(small) / per(big) == pytest.approx(1 + ModelParams().parallel_efficiency)
+    assert per(small) / per(big) == pytest.approx(1 + p.parallel_efficiency)
+    b32, b512 = (simulate(spec(4, batch_size=b, noise=False), p, seed=0).worker_invocations[0]["compute_s"] for b in (32, 512))
+    assert 1.35 <= b32 / b512 <= 1.45  # the measured batch-size effect (prior)
+    # Whole-object reads: every rank reads (and deserialises) all 100 MB, computes only its slice.
+    whole = simulate(JobSpec(data_size_bytes=100_000_000, workers=4, read_mode="whole", noise=False), p, seed=0)
+    ranked = simulate(JobSpec(data_size_bytes=100_000_000, workers=4, noise=False), p, seed=0)
+    w, r = whole.worker_invocations[0], ranked.worker_invocations[0]
+    assert w["bytes_read"] == 100_000_000 and r["bytes_read"] == 25_000_000
+    assert w["deserialize_s"] == pytest.approx(4 * r["deserialize_s"]) and w["compute_s"] == pytest.approx(r["compute_s"])
+    assert w["max_memory_used_mb"] == pytest.approx(p.max_memory_mb(100_000_000))
+
+
+def test_oom_timeouts_and_stragglers():
     oom = simulate(spec(4, memory_mb=256), seed=0)
     assert oom.items_failed == 4 and {i["error"] for i in oom.worker_invocations} == {"Runtime.OutOfMemory"}
     late = simulate(spec(4, timeout_s=1.0), seed=0)
     assert {i["status"] for i in late.worker_invocations} == {"timeout"}
     assert all(i["duration_s"] == 1.0 for i in late.worker_invocations)
+    tail = ModelParams(straggler_prob=0.1, straggler_factor=3.0, straggler_sigma=0.0, cpu_sigma=0.01)
+    computes = sorted(i["compute_s"] for i in simulate(spec(400), tail, seed=0).worker_invocations)
+    median = computes[len(computes) // 2]
+    slow = [c for c in computes if c > 2 * median]
+    assert 20 <= len(slow) <= 60 and max(computes) / median == pytest.approx(3.0, rel=0.1)
 
 
 def test_collectives_need_every_rank_running():
@@ -119,68 +220,28 @@ def test_bad_specs_are_rejected():
         simulate(spec(1, memory_mb=64))
     with pytest.raises(ValueError, match="comm"):
         simulate(spec(1, comm="pigeon"))
+    with pytest.raises(ValueError, match="read mode"):
+        simulate(spec(1, read_mode="some"))
 
 
 # -- calibration -------------------------------------------------------------------------------
-
-def synthetic_record(run_id: str, truth: ModelParams, sizes_mb: list[int], memory_mb: int = 3538) -> RunRecord:
-    invs, ranks = [], []
-    for i, mb in enumerate(sizes_mb):
-        nbytes = mb * 1_000_000
-        rows = nbytes / BYTES_PER_SAMPLE
-        cpus = memory_mb / 1769
-        compute = rows * truth.compute_s_per_sample_vcpu / truth.speedup(memory_mb)
-        read = nbytes / truth.s3_bandwidth_bytes_s
-        duration = truth.overhead_s + truth.model_load_s + read + compute
-        rid = f"{run_id}-{i}"
-        invs.append(InvocationRecord("w", rid, 0, duration, duration * 1000, math.ceil(duration * 1000), memory_mb, 500,
-                                     truth.init_median_s * 1000 * (1.1 if i % 2 else 0.9), "success"))
-        ranks.append({"request_id": rid, "rows": rows, "bytes_read": nbytes, "cpus": cpus, "compute_seconds": compute,
-                      "s3_read_seconds": read, "model_load_seconds": truth.model_load_s,
-                      "comm": {"pairing_seconds": 2 * truth.pairing_latency_s}})
-    return RunRecord(run_id, "local", functions={"w": {"role": "worker"}}, invocations=invs,
-                     summary={"ranks": ranks, "world_size": len(sizes_mb)})
-
-
-def test_calibration_recovers_known_parameters(tmp_path):
-    truth = ModelParams(compute_s_per_sample_vcpu=0.0123, s3_bandwidth_bytes_s=55e6, model_load_s=0.4, overhead_s=0.07,
-                        init_median_s=2.2, pairing_latency_s=0.031)
-    for name, sizes in (("a", [5, 10, 20]), ("b", [15, 25, 40])):
-        save(synthetic_record(name, truth, sizes), tmp_path / name)
-    obs = load_observations([tmp_path / "a", tmp_path / "b"])
-    fitted = fit(obs)
-    assert fitted.compute_s_per_sample_vcpu == pytest.approx(0.0123, rel=1e-3)
-    assert fitted.s3_bandwidth_bytes_s == pytest.approx(55e6, rel=1e-3)
-    assert fitted.model_load_s == pytest.approx(0.4) and fitted.overhead_s == pytest.approx(0.07, abs=2e-3)
-    inits = [o.init_s for o in obs]
-    assert fitted.init_median_s == pytest.approx(math.exp(sum(map(math.log, inits)) / len(inits)))
-    assert fitted.pairing_latency_s == pytest.approx(0.031)  # 3 ranks: 2 pairing rounds
-    assert fitted.residuals["mape_pct"] < 1.0
-    assert all(err["mape_pct"] < 1.0 for err in cross_validate(obs).values())
-
-
-def test_reference_figures_predict_75_and_100_mb_within_15_percent():
-    train = load_observations([REFERENCE / "cosmicai_10240mb_25mb.json", REFERENCE / "cosmicai_10240mb_50mb.json"])
-    params = fit(train)
-    for mb, reported in ((75, (16.0, 18.0)), (100, (21.0, 23.0))):
-        [obs, *_] = load_observations([REFERENCE / f"cosmicai_10240mb_{mb}mb.json"])
-        predicted = predict_duration(params, obs)
-        midpoint = sum(reported) / 2
-        assert abs(predicted - midpoint) / midpoint < 0.15, (mb, predicted)
-
 
 def test_calibration_from_a_cloudwatch_export():
     lines = [SEED_REPORT, "START RequestId: x Version: $LATEST",
              SEED_REPORT.replace("620.23", "700.00").replace("Init Duration: 486.66 ms\t", "")]
     obs = observations_from_cloudwatch(lines, 1_000_000)
     assert [o.duration_s for o in obs] == pytest.approx([0.62023, 0.7]) and obs[0].init_s == pytest.approx(0.48666)
-    assert fit(obs).init_median_s == pytest.approx(0.48666)
+    assert [o.max_memory_mb for o in obs] == [89, 89]
+    fitted = fit(obs)
+    assert fitted.init_median_s == pytest.approx(0.48666)
+    assert fitted.sources["init_median_s"].startswith("fitted") and fitted.source_of("compute_s_per_sample_vcpu") == "prior"
+    assert any("compute per sample" in u for u in fitted.unidentified)
 
 
 # -- planning and the CLI ---------------------------------------------------------------------------
 
 def test_sweep_pareto_and_recommendation():
-    base = JobSpec(data_size_bytes=20_000_000_000)
+    base = JobSpec(data_size_bytes=20_000_000_000, max_concurrency=1000, timeout_s=900)
     candidates = sweep(base, [1024, 4096], [25_000_000, 100_000_000], [1000], ModelParams(), PriceTable(), seeds=2)
     front = pareto_front(candidates)
     assert front and all(not any(o.cost_p50_usd < c.cost_p50_usd and o.makespan_p95_s < c.makespan_p95_s
@@ -191,16 +252,48 @@ def test_sweep_pareto_and_recommendation():
 
 
 def test_cli_simulate_plan_calibrate(tmp_path, capsys):
-    assert main(["simulate", "--data-size", "1GB", "--partition-size", "25MB", "--memory", "2048", "--seeds", "2",
+    assert main(["simulate", "--data-size", "1GB", "--partition-size", "25MB", "--memory", "10240", "--seeds", "2",
                  "--gantt", str(tmp_path / "g")]) == 0
     out = capsys.readouterr().out
     assert "makespan p50 / p95" in out and "Lambda compute" in out and (tmp_path / "g" / "gantt.png").exists()
-    assert main(["plan", "--data-size", "5GB", "--deadline", "10min", "--memories", "1024,2048",
+    assert "parameters: CosmicAI on AWS" in out and "Max Memory Used" in out and "state machine:" in out
+    # The shipped calibration is CosmicAI's 5.9 GB model: 2,048 MB runs out of memory, and says so.
+    assert main(["simulate", "--data-size", "100MB", "--workers", "4", "--seeds", "1"]) == 1
+    assert "Runtime.OutOfMemory" in capsys.readouterr().out
+    assert main(["plan", "--data-size", "5GB", "--deadline", "10min", "--memories", "8192,10240",
                  "--partition-sizes", "25MB,50MB", "--seeds", "1", "--out", str(tmp_path / "plan")]) == 0
     out = capsys.readouterr().out
     assert "Pareto front" in out and "cost:" in out and (tmp_path / "plan" / "sweep_cost_makespan.svg").exists()
+    assert "parameters:" in out
     assert main(["calibrate", "--reference", "-o", str(tmp_path / "cal.json"), "--plot", str(tmp_path / "c")]) == 0
-    assert ModelParams.load(tmp_path / "cal.json").source.startswith("worker durations only")
+    out = capsys.readouterr().out
+    assert "not identified" in out and "leave-one-out" in out and "B/sample" in out
+    assert ModelParams.load(tmp_path / "cal.json").source.startswith("CosmicAI on AWS")
     assert main(["simulate", "--data-size", "banana"]) == 2
     assert "not understood" in capsys.readouterr().err
     assert main(["calibrate", str(tmp_path / "nothing")]) == 2
+    assert main(["simulate", "--definition", str(tmp_path / "none.json")]) == 2
+    (tmp_path / "summarize.txt").write_text(SEED_REPORT + "\n")
+    assert main(["calibrate", "--logs", str(tmp_path / "summarize.txt"), "--log-role", "summarize", "--log-world", "41",
+                 "-o", str(tmp_path / "s.json")]) == 0
+    assert ModelParams.load(tmp_path / "s.json").sources["control_init_median_s"].startswith("fitted")
+
+
+def test_timeline_is_readable_at_10000_workers(tmp_path):
+    import time
+
+    from sim.plots import plot_gantt, plot_sweep
+
+    result = simulate(JobSpec(data_size_bytes=10_000 * 25_000_000, memory_mb=10240, timeout_s=900, max_concurrency=1000),
+                      ModelParams(source="test parameters"), seed=0)
+    start = time.perf_counter()
+    paths = plot_gantt(result, tmp_path)
+    assert time.perf_counter() - start < 30 and all(p.stat().st_size > 0 for p in paths)
+    svg = (tmp_path / "gantt.svg").read_text()
+    assert "parameters: test parameters" in svg and "concurrency limit 1,000" in svg and "workers in phase" in svg
+    base = JobSpec(data_size_bytes=2_000_000_000, max_concurrency=1000, timeout_s=900)
+    candidates = sweep(base, [1024, 4096], [25_000_000, 100_000_000], [1000], ModelParams(), PriceTable(), seeds=1)
+    picks = recommend(candidates, None)
+    plot_sweep(candidates, tmp_path, None, picks, "sweep parameters")
+    svg = (tmp_path / "sweep_cost_makespan.svg").read_text()
+    assert "Pareto front" in svg and "speed:" in svg and "partition size" in svg and "parameters: sweep parameters" in svg

@@ -12,12 +12,14 @@ nanomaggies (m = 22.5 - 2.5 log10 flux), pixels are 0.396".
 from __future__ import annotations
 
 import math
+import tempfile
 from pathlib import Path
 from typing import Callable
 
 import torch
 
-from worker.partitions import BYTES_PER_SAMPLE, IMAGE_SHAPE, Partition, save_partition
+from worker.layout import BYTES_PER_SAMPLE, partition_plan, samples_per_partition  # noqa: F401 - re-exported
+from worker.partitions import IMAGE_SHAPE, Partition, save_partition
 
 HUBBLE_DISTANCE_MPC = 4282.7  # c / H0 with H0 = 70 km/s/Mpc
 PIXEL_ARCSEC = 0.396
@@ -25,22 +27,6 @@ PSF_SIGMA_PX = 1.2
 SKY_SIGMA = torch.tensor([0.25, 0.08, 0.10, 0.14, 0.45])  # nanomaggies per pixel, u g r i z
 MAG_ERROR = torch.tensor([0.08, 0.02, 0.02, 0.02, 0.05])
 _CHUNK = 128  # galaxies rendered at once: bounds memory to ~10 MB per chunk
-
-
-def samples_per_partition(partition_size_bytes: int) -> int:
-    """How many samples make a partition of about this size (at least one)."""
-    return max(1, partition_size_bytes // BYTES_PER_SAMPLE)
-
-
-def partition_plan(data_size_bytes: int, partition_size_bytes: int) -> list[int]:
-    """Samples in each partition so the total is about ``data_size_bytes``."""
-    if data_size_bytes <= 0 or partition_size_bytes <= 0:
-        raise ValueError("data and partition sizes must be positive")
-    full, rest = divmod(data_size_bytes, partition_size_bytes)
-    plan = [samples_per_partition(partition_size_bytes)] * full
-    if rest >= BYTES_PER_SAMPLE or not plan:
-        plan.append(samples_per_partition(rest))
-    return plan
 
 
 def _psf_kernel() -> torch.Tensor:
@@ -115,27 +101,50 @@ def generate_partition(n_samples: int, seed: int, index: int) -> Partition:
     return Partition(*(torch.cat([getattr(c, f) for c in chunks]) for f in ("images", "magnitudes", "redshifts")))
 
 
+def write_partition(n_samples: int, seed: int, index: int, path: Path) -> Path:
+    """Write partition ``index`` to ``path`` with memory bounded by one chunk, whatever its size.
+
+    The images are rendered chunk by chunk into a file-backed tensor (an mmap of
+    a temporary file beside ``path``), so a multi-GB partition costs page cache,
+    not resident memory; the bytes equal ``save_partition(generate_partition(...))``.
+    """
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + index)
+    path = Path(path)
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.stem}-images-") as backing:
+        images = torch.from_file(backing.name, shared=True, size=n_samples * math.prod(IMAGE_SHAPE),
+                                 dtype=torch.float32).view(n_samples, *IMAGE_SHAPE)
+        magnitudes = torch.empty(n_samples, IMAGE_SHAPE[0])
+        redshifts = torch.empty(n_samples)
+        for start in range(0, n_samples, _CHUNK):
+            chunk = render_galaxies(min(_CHUNK, n_samples - start), generator)
+            stop = start + chunk.redshifts.numel()
+            images[start:stop] = chunk.images
+            magnitudes[start:stop] = chunk.magnitudes
+            redshifts[start:stop] = chunk.redshifts
+        partial = path.with_name(f".{path.name}.partial")
+        save_partition(Partition(images, magnitudes, redshifts), partial)
+        partial.replace(path)  # never leave a truncated partition under the final name
+    return path
+
+
 def generate_partitions(data_size_bytes: int, partition_size_bytes: int, seed: int = 0,
                         out_dir: Path | str | None = None,
                         progress: Callable[[int, int], None] | None = None) -> list[Path] | list[Partition]:
     """Generate a dataset of about ``data_size_bytes`` in partitions of about ``partition_size_bytes``.
 
-    With ``out_dir``, writes ``part-00000.pt`` ... there and returns the paths;
-    without, returns the partitions in memory. ``progress(done, total)`` is
-    called after each partition.
+    With ``out_dir``, writes ``part-00000.pt`` ... there (streaming, bounded
+    memory) and returns the paths; without, returns the partitions in memory.
+    ``progress(done, total)`` is called after each partition.
     """
     plan = partition_plan(data_size_bytes, partition_size_bytes)
     results: list = []
     if out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
     for index, n in enumerate(plan):
-        part = generate_partition(n, seed, index)
         if out_dir is None:
-            results.append(part)
+            results.append(generate_partition(n, seed, index))
         else:
-            path = Path(out_dir) / f"part-{index:05d}.pt"
-            save_partition(part, path)
-            results.append(path)
+            results.append(write_partition(n, seed, index, Path(out_dir) / f"part-{index:05d}.pt"))
         if progress:
             progress(index + 1, len(plan))
     return results

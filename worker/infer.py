@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from worker import s3io
+from worker.collectives import allreduce_job_metrics
 from worker.events import EventError, comm_mode, optional_int, require, string_list
 from worker.model import RedshiftRegressor, load_model
 from worker.partitions import Partition, load_partition
@@ -143,8 +144,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "comm": None,
     }
     if comm != "none":
-        from worker.collectives import allreduce_job_metrics  # only jobs with collectives pay for the import
-
         result["comm"] = allreduce_job_metrics(event, result, deadline_s=_deadline_s(context))
     result_key = f"{result_prefix}/{rank}.json"
     s3io.put_json(bucket, result_key, result)

@@ -12,6 +12,7 @@ from typing import Any
 
 from worker import s3io
 from worker.events import EventError, comm_mode, optional_int, require
+from worker.layout import assign
 
 log = logging.getLogger(__name__)
 log.setLevel(logging.INFO)
@@ -21,27 +22,6 @@ DEFAULT_BATCH_SIZE = 512
 
 class NoPartitionsError(ValueError):
     """No ``.pt`` files under the prefix."""
-
-
-def assign(keys: list[str], world_size: int) -> list[list[str]]:
-    """Contiguous runs of keys per rank, at most ``ceil(len / world)`` each and none empty.
-
-    The first ``len % world`` ranks take one key more than the rest, so 10 keys
-    on 4 ranks are 3, 3, 2, 2 (a plain ceiling chunking would give 3, 3, 3, 1).
-
-    Raises:
-        EventError: more ranks than keys (a rank would have nothing to do).
-    """
-    if world_size > len(keys):
-        raise EventError(f"world_size {world_size} is larger than the {len(keys)} partitions; "
-                         "use at most one rank per partition")
-    base, extra = divmod(len(keys), world_size)
-    out, start = [], 0
-    for rank in range(world_size):
-        n = base + (1 if rank < extra else 0)
-        out.append(keys[start:start + n])
-        start += n
-    return out
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -72,7 +52,10 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if comm != "none" and 0 < max_concurrency < world:
         raise EventError(f"comm={comm!r} needs all {world} ranks running at once, "
                          f"but max_concurrency is {max_concurrency}; raise it or set comm to 'none'")
-    shares = assign(keys, world)
+    try:
+        shares = assign(keys, world)
+    except ValueError as exc:
+        raise EventError(str(exc)) from None
     if model_key and not s3io.exists(bucket, model_key):
         # Fail here once rather than in every worker.
         raise s3io.S3AccessError(f"model weights s3://{bucket}/{model_key} do not exist; "

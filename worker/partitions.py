@@ -27,11 +27,10 @@ from pathlib import Path
 import torch
 from torch.utils.data import TensorDataset
 
-N_BANDS = 5
-IMAGE_SIZE = 64
+from worker.layout import BYTES_PER_SAMPLE, IMAGE_SIZE, N_BANDS  # noqa: F401 - re-exported
+
 MIN_IMAGE_SIZE = 32  # the model's centre crop
 IMAGE_SHAPE = (N_BANDS, IMAGE_SIZE, IMAGE_SIZE)
-BYTES_PER_SAMPLE = 4 * (N_BANDS * IMAGE_SIZE * IMAGE_SIZE + N_BANDS + 1)  # float32 images + magnitudes + redshift
 KEYS = ("images", "magnitudes", "redshifts")
 _FLOAT_TYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 _DOC = "see docs/partition-format.md"

@@ -13,6 +13,8 @@ from typing import Final
 REGION: Final = "us-east-1"
 ACCOUNT_ID: Final = "000000000000"
 PARTITION: Final = "aws"
+# CreateBucket there takes no LocationConstraint (https://docs.aws.amazon.com/AmazonS3/latest/API/API_CreateBucket.html).
+S3_LOCATIONLESS_REGION: Final = "us-east-1"
 
 # -- Lambda limits (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html) --
 MIN_MEMORY_MB: Final = 128
@@ -52,6 +54,8 @@ LAMBDA_OUT_OF_MEMORY: Final = "Runtime.OutOfMemory"
 LAMBDA_EXIT_ERROR: Final = "Runtime.ExitError"
 LAMBDA_THROTTLED: Final = "Lambda.TooManyRequestsException"
 LAMBDA_NOT_FOUND: Final = "Lambda.ResourceNotFoundException"
+LAMBDA_RESPONSE_TOO_LARGE: Final = "Function.ResponseSizeTooLarge"
+RUNTIME_INVALID_REQUEST_ID: Final = "InvalidRequestID"  # Runtime API 400 for an unknown/answered request id
 
 
 def lambda_vcpus(memory_mb: int) -> float:
@@ -99,3 +103,8 @@ def role_arn(name: str, account: str = ACCOUNT_ID) -> str:
 def arn_name(arn: str) -> str:
     """The last resource component of an ARN (after the final ``:`` or ``/``)."""
     return arn.rsplit(":", 1)[-1].rsplit("/", 1)[-1]
+
+# -- Lambda scaling (https://docs.aws.amazon.com/lambda/latest/dg/scaling-behavior.html) --
+# Each function (not the account) may add 1,000 execution environments every 10 seconds.
+SCALING_ENVIRONMENTS_PER_PERIOD: Final = 1_000
+SCALING_PERIOD_S: Final = 10.0

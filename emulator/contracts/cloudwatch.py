@@ -12,6 +12,9 @@ Format (tab separated, trailing tab included, as CloudWatch shows them)::
 
 ``Init Duration`` appears only on a cold start; failures append
 ``Status: timeout`` or ``Status: error\tError Type: Runtime.OutOfMemory``.
+An environment's INIT starts with ``INIT_START Runtime Version: ...``; a failed
+or timed-out INIT is reported as ``INIT_REPORT Init Duration: ... ms\tPhase:
+init|invoke\tStatus: error|timeout`` (no RequestId, so the REPORT parser skips it).
 """
 
 from __future__ import annotations
@@ -55,6 +58,25 @@ def start_line(request_id: str, version: str = "$LATEST") -> str:
 def end_line(request_id: str) -> str:
     """The ``END`` platform line."""
     return f"END RequestId: {request_id}"
+
+
+def init_start_line(runtime_version: str, runtime_version_arn: str) -> str:
+    """The ``INIT_START`` platform line Lambda writes when an execution environment's INIT begins."""
+    return f"INIT_START Runtime Version: {runtime_version}\tRuntime Version ARN: {runtime_version_arn}\t"
+
+
+def init_report_line(duration_ms: float, phase: str, status: str, error_type: str | None = None) -> str:
+    """The ``INIT_REPORT`` line Lambda writes when INIT fails or times out.
+
+    ``phase`` is ``init`` (the INIT phase proper) or ``invoke`` (INIT re-run
+    inside the first invocation); ``status`` is ``error`` or ``timeout``. Format
+    as in "Failures during the Init phase",
+    https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html
+    """
+    parts = [f"INIT_REPORT Init Duration: {duration_ms:.2f} ms", f"Phase: {phase}", f"Status: {status}"]
+    if error_type:
+        parts.append(f"Error Type: {error_type}")
+    return "\t".join(parts) + "\t"
 
 
 def report_line(report: ReportLine) -> str:

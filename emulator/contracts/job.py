@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from emulator.contracts import aws
@@ -42,6 +43,8 @@ DEFAULT_CONTROL_TIMEOUT_S = 60.0
 DEFAULT_PUNCH_TIMEOUT_S = 10.0
 DEFAULT_BUCKET = "lambdatwin-data"
 DEFAULT_FUNCTION_PREFIX = "lambdatwin"
+# The state machine every backend runs unless given another (and the one `simulate` reads).
+DEFAULT_DEFINITION_PATH = Path(__file__).resolve().parents[2] / "statemachines" / "data_parallel.asl.json"
 MAX_WORKERS = aws.MAX_MAP_CONCURRENCY * 10  # a Distributed Map may run 100,000 items; beyond that no one plans
 
 

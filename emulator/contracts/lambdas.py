@@ -1,7 +1,7 @@
 """What every Lambda backend shares: function configuration, invocation records, errors.
 
 A *Lambda service* is anything with ``invoke(function_name, payload) -> result``
-(:class:`LambdaInvoker`). The local process backend (``emulator.local_lambda``),
+(:class:`LambdaInvoker`). The local process backend (``emulator.lambda_runtime``),
 the Docker backend (``emulator.docker``) and boto3 against real AWS all fit it,
 so the Step Functions engine drives any of them.
 """
@@ -55,15 +55,33 @@ class LambdaFunctionError(Exception):
     ``Lambda.TooManyRequestsException``, ``Lambda.ResourceNotFoundException``.
     """
 
-    def __init__(self, error_type: str, message: str, trace: list[str] | None = None) -> None:
+    def __init__(self, error_type: str, message: str, trace: list[str] | None = None,
+                 payload: dict[str, Any] | None = None) -> None:
         super().__init__(f"{error_type}: {message}")
         self.error_type = error_type
         self.message = message
         self.trace = trace or []
+        self.payload = payload
 
     def to_payload(self) -> dict[str, Any]:
-        """The JSON error body Lambda returns for a function error."""
+        """The JSON error body Lambda returns for a function error.
+
+        ``payload`` when set: the body exactly as the runtime posted it (the
+        Python runtime includes ``requestId``) or as the platform writes it.
+        """
+        if self.payload is not None:
+            return self.payload
         return {"errorType": self.error_type, "errorMessage": self.message, "stackTrace": self.trace}
+
+
+def platform_error(error_type: str, request_id: str, message: str) -> LambdaFunctionError:
+    """An error the Lambda platform itself reports for an invocation (timeout, OOM, runtime exit).
+
+    AWS returns these to the caller as ``{"errorType": ..., "errorMessage":
+    "RequestId: <id> Error: <message>"}`` (no stack trace, no ``requestId`` key).
+    """
+    text = f"RequestId: {request_id} Error: {message}"
+    return LambdaFunctionError(error_type, text, None, {"errorType": error_type, "errorMessage": text})
 
 
 class LambdaInvoker(Protocol):
@@ -96,6 +114,7 @@ class InvocationRecord:
     error_type: str | None = None
     log_group: str = ""
     log_stream: str = ""
+    init_phase: str | None = None  # how INIT went when this invocation needed one: see InitOutcome
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import re
 
+MAX_SIZE_BYTES = 10**15  # 1 PB: beyond any job this tool plans; also keeps 1e400 out
+MAX_DURATION_S = 365 * 24 * 3600.0
 _SIZE_UNITS = {
     "": 1, "B": 1,
     "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
@@ -20,12 +23,14 @@ def parse_size(text: str | int | float) -> int:
         ValueError: the text is not a positive number with a known unit.
     """
     if isinstance(text, (int, float)):
-        value, unit = float(text), ""
+        value, unit = float(text), "B"
     else:
         m = _NUMBER_UNIT.match(text)
         if not m or m.group(2).upper() not in _SIZE_UNITS:
             raise ValueError(f"size {text!r} not understood; use a number with B, KB, MB, GB, TB (or KiB, MiB, GiB)")
         value, unit = float(m.group(1)), m.group(2).upper()
+    if not math.isfinite(value) or value * _SIZE_UNITS[unit] > MAX_SIZE_BYTES:
+        raise ValueError(f"size {text!r} is too large; sizes go up to 1 PB")
     size = int(round(value * _SIZE_UNITS[unit]))
     if size <= 0:
         raise ValueError(f"size {text!r} must be positive")
@@ -54,6 +59,8 @@ def parse_duration(text: str | int | float) -> float:
         if not m or unit not in {**_DURATION_UNITS, "": 1.0}:
             raise ValueError(f"duration {text!r} not understood; use e.g. 250ms, 90s, 5min, 1.5h")
         seconds = float(m.group(1)) * _DURATION_UNITS.get(unit, 1.0)
+    if not math.isfinite(seconds) or seconds > MAX_DURATION_S:
+        raise ValueError(f"duration {text!r} is too long; durations go up to 1 year")
     if seconds <= 0:
         raise ValueError(f"duration {text!r} must be positive")
     return seconds

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 from functools import lru_cache
+from emulator.contracts.errors import EnvironmentSetupError
 
 START_HINT = (
     "install and start it: `apt-get install -y docker.io` then `nohup dockerd >/tmp/dockerd.log 2>&1 &` "
@@ -18,7 +19,7 @@ START_HINT = (
 )
 
 
-class DockerUnavailable(RuntimeError):
+class DockerUnavailable(EnvironmentSetupError, RuntimeError):
     """No Docker daemon answers, or a host tool the emulator needs is missing."""
 
 

@@ -1,25 +1,32 @@
 """``ContainerEnvironment``: a Lambda execution environment that is one container behind a NAT.
 
-The container runs the worker image's ENTRYPOINT (``python3 -m awslambdaric``)
-with the function's handler as CMD, so the unmodified runtime client drives the
-handler through this environment's Runtime API server, which listens on the
-host's address on the container's LAN (on-link, like 127.0.0.1:9001 inside a
-Lambda sandbox; it never crosses the NAT).
+The container runs the worker image's ``python3 -m awslambdaric`` with the
+function's handler, so the unmodified runtime client drives the handler through
+this environment's Runtime API server, which listens on the host's address on
+the container's LAN (on-link, like 127.0.0.1:9001 inside a Lambda sandbox; it
+never crosses the NAT).
 
 Per function configuration, as Lambda applies it:
 
 - MemorySize -> the container's memory limit (cgroup; no swap). The kernel's
   OOM killer ends an invocation over it: ``Runtime.OutOfMemory`` (Docker's
-  ``OOMKilled`` state).
+  ``OOMKilled`` state, or an OOM kill of any process in the container).
 - CPU -> a CFS quota proportional to memory (1,769 MB = 1 vCPU), capped by the
   host's CPUs.
 - Max Memory Used -> the container cgroup's peak (``memory.peak`` /
-  ``memory.max_usage_in_bytes``), read from the host.
-- Timeout -> the base class stops waiting at the deadline and the container is
-  killed and removed (the next invocation gets a fresh one).
+  ``memory.max_usage_in_bytes``), read from the host; never above MemorySize.
+- EphemeralStorage -> ``/tmp`` is the environment's
+  :class:`~emulator.lambda_runtime.storage.EphemeralStorage`, bind-mounted, so
+  it is capped and outlives the container when a timeout resets the environment.
+- Variables -> exactly Lambda's (the image's own ENV, ``HOSTNAME`` and ``HOME``
+  are unset before the runtime starts).
+- Freeze -> ``docker pause`` between invocations, ``unpause`` on the next.
+- Timeout or crash -> the container is removed and the next invocation starts
+  a new one in the same environment (same log stream, same ``/tmp``), re-running
+  INIT inside that invocation.
 - Init Duration -> from ``docker start`` until the runtime's first
   ``/invocation/next``: container start + runtime init + handler import. The
-  container is created (image unpacked, network attached) beforehand, as
+  first container is created (image unpacked, network attached) beforehand, as
   Lambda provisions a sandbox before it counts INIT.
 """
 
@@ -33,18 +40,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-from emulator.docker.cgroups import MIB, MemoryCgroup
+from emulator.lambda_runtime.cgroups import MIB, MemoryCgroup
 from emulator.docker.labels import run_labels
 from emulator.docker.network import Lan, Topology
 from emulator.contracts.aws import MB_PER_VCPU
 from emulator.contracts.lambdas import FunctionConfig
 from emulator.lambda_runtime.environment import ExecutionEnvironment
+from emulator.lambda_runtime.loglines import LineSplitter
+from emulator.lambda_runtime.storage import EphemeralStorage
 
 LAMBDA_NOFILE = 1024  # Lambda's file descriptor limit
 LAMBDA_PROCESSES = 1024  # Lambda's process/thread limit
 _SAMPLE_INTERVAL_S = 0.1
 _LOG_QUIET_S = 0.02  # a log stream this long silent has delivered what was written before
 _LOG_DRAIN_MAX_S = 1.0
+_DOCKER_SET = ("HOSTNAME", "HOME")  # variables Docker adds to every container
 
 
 def deployment_archive(directory: Path) -> bytes:
@@ -64,7 +74,7 @@ def cpu_share(memory_mb: int, host_cpus: int | None = None) -> float:
 
 
 class ContainerEnvironment(ExecutionEnvironment):
-    """One execution environment = one container on a NATed LAN of ``topology``.
+    """One execution environment = one container (at a time) on a NATed LAN of ``topology``.
 
     Args:
         function: the function it runs.
@@ -73,6 +83,8 @@ class ContainerEnvironment(ExecutionEnvironment):
         task_archive: optional tar (see :func:`deployment_archive`) unpacked into
             ``/var/task`` before start, like a deployment package on top of the image.
     """
+
+    lang_dir = "/usr"  # the image's Python lives in /usr, where Lambda's is in /var/lang
 
     def __init__(self, function: FunctionConfig, *, topology: Topology, image: str, task_archive: bytes | None = None) -> None:
         self.topology = topology
@@ -84,72 +96,92 @@ class ContainerEnvironment(ExecutionEnvironment):
             raise
         self.image = image
         self._task_archive = task_archive
-        self._cgroup: MemoryCgroup | None = None
-        self._pid: int | None = None
+        self.storage = EphemeralStorage(function.ephemeral_storage_mb, prefix=f"lambdatwin-{function.name}-")
+        if self.storage.note:
+            self.notes["tmp"] = self.storage.note
         self._peak_bytes = 0
-        self._exit: str | None = None
-        self._gone = threading.Event()
-        self._last_log = time.monotonic()
-        self._log_ended = threading.Event()
         self._stop_lock = threading.Lock()
-        self.container = self._create()
-        if task_archive:
-            self.container.put_archive("/var/task", task_archive)
+        self._unset = self._image_only_variables()
+        self.container: Any = None
+        self._new_container()
 
-    def _create(self) -> Any:
+    def _image_only_variables(self) -> list[str]:
+        try:
+            image_env = self.topology.client.images.get(self.image).attrs["Config"].get("Env") or []
+        except Exception:  # noqa: BLE001 - unknown image: containers.create reports it
+            image_env = []
+        ours = set(self.runtime_environment())
+        names = {item.split("=", 1)[0] for item in image_env} | set(_DOCKER_SET)
+        return sorted(names - ours)
+
+    def _new_container(self) -> None:
+        """Create (not start) the next container of this environment, with fresh per-container state."""
         from docker.types import Ulimit
 
         fn = self.function
         limit = f"{fn.memory_mb}m"
-        name = self.topology.name(f"{fn.name}-{self.instance_id[:8]}")
-        return self.topology.client.containers.create(
-            self.image, command=[fn.handler], name=name, hostname=f"sandbox-{self.instance_id[:8]}",
+        self._cgroup: MemoryCgroup | None = None
+        self._pid: int | None = None
+        self._exit: str | None = None
+        self._gone = threading.Event()
+        self._log_ended = threading.Event()
+        self._last_log = time.monotonic()
+        self._paused = False
+        name = self.topology.name(f"{fn.name}-{self.instance_id[:8]}-{self.invocations}")
+        unset = [arg for key in self._unset for arg in ("-u", key)]
+        self.container = self.topology.client.containers.create(
+            self.image, entrypoint=["/usr/bin/env", *unset, "python3", "-m", "awslambdaric"], command=[fn.handler],
+            name=name, hostname=f"sandbox-{self.instance_id[:8]}", working_dir=self.task_root,
             environment=self.runtime_environment(),
             labels=run_labels(self.topology.run_id, "function", function=fn.name, instance=self.instance_id),
             mem_limit=limit, memswap_limit=limit, nano_cpus=int(cpu_share(fn.memory_mb) * 1e9),
             pids_limit=LAMBDA_PROCESSES, ulimits=[Ulimit(name="nofile", soft=LAMBDA_NOFILE, hard=LAMBDA_NOFILE)],
+            volumes={str(self.storage.path): {"bind": "/tmp", "mode": "rw"}},
             detach=True, **self.topology.worker_create_kwargs(self.lan),
         )
+        if self._task_archive:
+            self.container.put_archive("/var/task", self._task_archive)
 
     # -- ExecutionEnvironment ---------------------------------------------------
     def _launch(self, env: dict[str, str]) -> None:
         # `env` is what the container was created with (runtime_environment()).
+        if self._gone.is_set():
+            self._new_container()  # a reset: a new container in the same environment
         self.container.start()
         self.topology.attach(self.container, self.lan)
         self.container.reload()
         pid = int(self.container.attrs["State"].get("Pid") or 0)
         self._pid = pid or None
         self._cgroup = MemoryCgroup.of_pid(pid) if pid else None
-        threading.Thread(target=self._read_logs, name=f"logs-{self.container.name}", daemon=True).start()
-        threading.Thread(target=self._watch, name=f"watch-{self.container.name}", daemon=True).start()
+        container, gone, ended = self.container, self._gone, self._log_ended
+        threading.Thread(target=self._read_logs, args=(container, ended), name=f"logs-{container.name}", daemon=True).start()
+        threading.Thread(target=self._watch, args=(gone,), name=f"watch-{container.name}", daemon=True).start()
 
-    def _read_logs(self) -> None:
-        pending = b""
+    def _read_logs(self, container: Any, ended: threading.Event) -> None:
+        lines = LineSplitter(self.log)
         try:
-            for chunk in self.container.logs(stream=True, follow=True):
+            for chunk in container.logs(stream=True, follow=True):
                 self._last_log = time.monotonic()
-                *lines, pending = (pending + chunk).split(b"\n")
-                for line in lines:
-                    self.log(line.decode(errors="replace"))
+                lines.feed(chunk)
         except Exception:  # noqa: BLE001 - the container was removed under the stream
             pass
-        if pending:
-            self.log(pending.decode(errors="replace"))
-        self._log_ended.set()
+        lines.close()
+        ended.set()
 
-    def _watch(self) -> None:
+    def _watch(self, gone: threading.Event) -> None:
         """Sample the cgroup peak (it vanishes with the container) and notice the container's death."""
-        if self._cgroup is not None and self._pid is not None:
-            while os.path.exists(f"/proc/{self._pid}"):
+        pid, cgroup = self._pid, self._cgroup
+        if cgroup is not None and pid is not None:
+            while os.path.exists(f"/proc/{pid}"):
                 self._sample()
-                if self._gone.wait(_SAMPLE_INTERVAL_S):
+                if gone.wait(_SAMPLE_INTERVAL_S):
                     return
         else:
             try:
                 self.container.wait()
             except Exception:  # noqa: BLE001 - removed while waiting
                 pass
-        if not self._gone.is_set():
+        if not gone.is_set():
             self._record_exit()
 
     def _sample(self) -> None:
@@ -188,6 +220,9 @@ class ContainerEnvironment(ExecutionEnvironment):
             return 0
 
     def exit_reason(self) -> str | None:
+        if self._exit is None and self._cgroup is not None and not self._gone.is_set() and self._cgroup.oom_kills() > 0:
+            self._exit = "oom"  # a process of the sandbox was OOM-killed: Lambda ends the invocation
+            self._stop_runtime()
         if self._exit is None and self._pid is not None and not os.path.exists(f"/proc/{self._pid}"):
             self._record_exit()  # the watcher may not have noticed yet
         return self._exit
@@ -203,19 +238,34 @@ class ContainerEnvironment(ExecutionEnvironment):
                 return
             time.sleep(_LOG_QUIET_S / 4)
 
-    def _kill(self) -> None:
+    def _freeze(self) -> None:
+        try:
+            self.container.pause()
+            self._paused = True
+        except Exception:  # noqa: BLE001 - the container died meanwhile: the next invoke notices
+            pass
+
+    def _thaw(self) -> None:
+        if self._paused:
+            try:
+                self.container.unpause()
+            except Exception:  # noqa: BLE001
+                pass
+            self._paused = False
+
+    def _stop_runtime(self) -> None:
         with self._stop_lock:
-            if self._gone.is_set():
+            if self._gone.is_set() or self.container is None:
                 return
             self._sample()
             self._gone.set()
         try:
-            self.container.remove(force=True)  # SIGKILL, then gone: nothing survives a timeout
+            self.container.remove(force=True)  # SIGKILL (paused or not), then gone: nothing survives a reset
         except Exception:  # noqa: BLE001 - already gone
             pass
 
-    def shutdown(self) -> None:
-        super().shutdown()
+    def _release(self) -> None:
+        self.storage.close()
         if self.lan is not None:
             self.topology.release(self.lan)
             self.lan = None

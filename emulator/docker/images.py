@@ -36,6 +36,7 @@ from emulator.docker.engine import DockerUnavailable, docker_client, require_hos
 from emulator.docker.labels import LABEL_IMAGE_HASH
 from emulator.docker.progress import QUIET, BuildProgress
 from emulator.docker.wheels import CACHE_ROOT, ensure_project_wheel, ensure_wheels
+from emulator.contracts.errors import EnvironmentSetupError
 
 BASE_REPOSITORY = "lambdatwin/base"
 DEPS_REPOSITORY = "lambdatwin/deps"
@@ -60,7 +61,7 @@ WORKER_CHANGES = (
 )
 
 
-class ImageBuildError(RuntimeError):
+class ImageBuildError(EnvironmentSetupError, RuntimeError):
     """An image could not be built; the message has the failing step's output."""
 
 

@@ -28,7 +28,7 @@ from emulator.docker.network import NetworkConfig, Topology
 from emulator.docker.progress import QUIET, RichBuildProgress
 from emulator.contracts.job import JobConfig
 from emulator.contracts.lambdas import InvocationRecord
-from emulator.s3server import LOCAL_CREDENTIALS
+from emulator.s3server import LOCAL_CREDENTIALS, local_client
 from emulator.contracts.units import format_size
 
 
@@ -55,15 +55,6 @@ class EmulatorTimings:
 def function_environment(s3_url: str) -> dict[str, str]:
     """What every function container gets: the S3 endpoint by name and fake credentials."""
     return {"AWS_ENDPOINT_URL": s3_url, "AWS_ENDPOINT_URL_S3": s3_url, **LOCAL_CREDENTIALS}
-
-
-def s3_client_for(url: str) -> Any:
-    """A boto3 S3 client of the orchestrator (on the host) for the S3 container."""
-    import boto3
-
-    return boto3.client("s3", endpoint_url=url, region_name=LOCAL_CREDENTIALS["AWS_DEFAULT_REGION"],
-                        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
 
 
 def run_emulated_job(
@@ -118,7 +109,7 @@ def run_emulated_job(
                 on_topology(topology)
 
             started = time.monotonic()
-            s3_client = s3_client_for(s3.url)
+            s3_client = local_client("s3", s3.url)
             pipeline.upload_dataset(s3_client, config.bucket, f"data/{config.dataset_id}/", files)
             timings.upload = time.monotonic() - started
             if console is not None:

@@ -17,8 +17,8 @@ LABEL_ROLE = "lambdatwin.role"
 LABEL_IMAGE_HASH = "lambdatwin.content-hash"
 
 
-def new_run_id() -> str:
-    """A short id for one emulator run (also part of container and network names)."""
+def new_topology_id() -> str:
+    """A short id for one topology when no run id is given (part of container and network names)."""
     return uuid.uuid4().hex[:10]
 
 

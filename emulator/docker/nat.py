@@ -26,11 +26,19 @@ from enum import Enum
 
 
 class NatPreset(str, Enum):
-    """The NAT behaviour of a worker LAN."""
+    """The NAT behaviour of a worker LAN: the one table of NAT types (CLI choices derive from it).
+
+    Adding a type means one member here and its row in ``_MASQUERADE_OPTIONS``.
+    """
 
     CONE = "cone"
     SYMMETRIC = "symmetric"
     NONE = "none"
+
+    @property
+    def masquerade_options(self) -> str | None:
+        """Extra iptables MASQUERADE options of the router, or None when there is no router."""
+        return _MASQUERADE_OPTIONS[self]
 
     @classmethod
     def parse(cls, value: "str | NatPreset") -> "NatPreset":
@@ -38,6 +46,14 @@ class NatPreset(str, Enum):
             return cls(value)
         except ValueError:
             raise ValueError(f"NAT preset {value!r} must be one of {', '.join(p.value for p in cls)}") from None
+
+
+_MASQUERADE_OPTIONS: dict[NatPreset, str | None] = {
+    NatPreset.CONE: "",  # keep the source port: endpoint-independent mapping
+    NatPreset.SYMMETRIC: " --random-fully",  # a random public port per flow
+    NatPreset.NONE: None,
+}
+NAT_CHOICES = tuple(p.value for p in NatPreset)
 
 
 @dataclass(frozen=True)
@@ -68,9 +84,9 @@ def _iface_of(subnet: str) -> str:
 
 def router_script(preset: NatPreset, lan_subnet: str, public_subnet: str) -> str:
     """A shell script that turns a container with NET_ADMIN into the NAT router of ``lan_subnet``."""
-    if preset is NatPreset.NONE:
-        raise ValueError("the `none` preset has no router")
-    randomize = " --random-fully" if preset is NatPreset.SYMMETRIC else ""
+    randomize = preset.masquerade_options
+    if randomize is None:
+        raise ValueError(f"the `{preset.value}` preset has no router")
     return "\n".join([
         "set -eu",
         f"PUB={_iface_of(public_subnet)}",

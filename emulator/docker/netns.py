@@ -13,9 +13,10 @@ import os
 import shutil
 import subprocess
 from typing import Any, Sequence
+from emulator.contracts.errors import EnvironmentSetupError
 
 
-class NetnsError(RuntimeError):
+class NetnsError(EnvironmentSetupError, RuntimeError):
     """A command in a container's network namespace failed."""
 
 

@@ -35,10 +35,11 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from emulator.docker.engine import docker_client
-from emulator.docker.labels import TeardownReport, new_run_id, run_labels, teardown
+from emulator.docker.labels import TeardownReport, new_topology_id, run_labels, teardown
 from emulator.docker.nat import Impairment, NatPreset, netem_script, router_script
 from emulator.docker.netns import run_in_netns, set_default_route
 from emulator.docker.subnets import SubnetAllocator, create_network
+from emulator.contracts.errors import EnvironmentSetupError
 
 RENDEZVOUS_HOST = "rendezvous.lambdatwin.internal"
 S3_HOST = "s3.lambdatwin.internal"
@@ -49,7 +50,7 @@ PUBLIC_PREFIX = 22  # room for ~1,000 routers and services
 _STARTUP_TIMEOUT_S = 60.0
 
 
-class TopologyError(RuntimeError):
+class TopologyError(EnvironmentSetupError, RuntimeError):
     """A part of the network could not be set up; the message says which and why."""
 
 
@@ -136,7 +137,7 @@ class Topology:
     def __init__(self, image: str, config: NetworkConfig | None = None, run_id: str | None = None, client: Any = None) -> None:
         self.image = image
         self.config = config or NetworkConfig()
-        self.run_id = run_id or new_run_id()
+        self.run_id = run_id or new_topology_id()
         self.client = client or docker_client()
         self.public: Any = None
         self.public_subnet: ipaddress.IPv4Network | None = None

@@ -26,6 +26,7 @@ from importlib import metadata
 from pathlib import Path
 
 from emulator.docker.progress import QUIET, BuildProgress
+from emulator.contracts.errors import EnvironmentSetupError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CACHE_ROOT = Path(os.environ.get("LAMBDATWIN_CACHE", Path.home() / ".cache" / "lambdatwin"))
@@ -48,7 +49,7 @@ PROJECT_PACKAGES = ("worker", "rendezvous")
 PROJECT_FILES = ("pyproject.toml", "README.md")
 
 
-class WheelError(RuntimeError):
+class WheelError(EnvironmentSetupError, RuntimeError):
     """Downloading or building wheels failed; the message says what to do."""
 
 

@@ -3,14 +3,19 @@
 So ``boto3.client("lambda", endpoint_url=...).invoke(...)`` works against the
 local backends as against AWS: ``RequestResponse`` (result in the body;
 function errors as ``X-Amz-Function-Error: Unhandled`` with the error JSON),
-``Event`` (202, runs in the background), ``DryRun`` (204), and
+``Event`` (202, runs in the background), ``DryRun`` (204),
 ``LogType=Tail`` (last 4 KB of the invocation's log, base64, in
-``X-Amz-Log-Result``).
+``X-Amz-Log-Result``) and ``ClientContext`` (``X-Amz-Client-Context``, base64
+JSON up to 3,583 bytes, handed to the runtime decoded as
+``Lambda-Runtime-Client-Context``).
+
+Source: https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import re
 import threading
@@ -19,11 +24,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote
 
+from emulator.contracts.aws import MAX_SYNC_REQUEST_BYTES
 from emulator.contracts.lambdas import LambdaFunctionError
 from emulator.lambda_runtime.service import LambdaService
 
 _PATH = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations(?:\?.*)?$")
-MAX_REQUEST_BYTES = 6 * 1024 * 1024  # Lambda's synchronous request payload limit
+MAX_REQUEST_BYTES = MAX_SYNC_REQUEST_BYTES
+MAX_CLIENT_CONTEXT_BYTES = 3583  # Invoke's ClientContext limit (base64-encoded)
 _SERVICE_ERRORS = {
     "Lambda.ResourceNotFoundException": (HTTPStatus.NOT_FOUND, "ResourceNotFoundException"),
     "Lambda.TooManyRequestsException": (HTTPStatus.TOO_MANY_REQUESTS, "TooManyRequestsException"),
@@ -112,8 +119,20 @@ class InvokeAPIServer:
                     self._service_error(HTTPStatus.BAD_REQUEST, "InvalidParameterValueException",
                                         f"X-Amz-Invocation-Type {kind!r} must be RequestResponse, Event or DryRun")
                     return
+                client_context = None
+                encoded = self.headers.get("X-Amz-Client-Context")
+                if encoded:
+                    try:
+                        if len(encoded) > MAX_CLIENT_CONTEXT_BYTES:
+                            raise ValueError(f"longer than {MAX_CLIENT_CONTEXT_BYTES} bytes")
+                        client_context = base64.b64decode(encoded, validate=True).decode()
+                        json.loads(client_context)
+                    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+                        self._service_error(HTTPStatus.BAD_REQUEST, "InvalidRequestContentException",
+                                            f"ClientContext must be base64-encoded JSON: {exc}")
+                        return
                 try:
-                    done = service.invoke_with_record(name, payload)
+                    done = service.invoke_with_record(name, payload, client_context=client_context)
                 except LambdaFunctionError as err:
                     status, error_type = _SERVICE_ERRORS.get(err.error_type, (HTTPStatus.INTERNAL_SERVER_ERROR, "ServiceException"))
                     self._service_error(status, error_type, err.message)

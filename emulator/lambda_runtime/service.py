@@ -4,10 +4,17 @@ What it does per invocation, as Lambda does:
 1. admission: reserved concurrency of the function, else the account's
    unreserved pool; over the limit -> ``Lambda.TooManyRequestsException``;
 2. an idle warm environment of that function (not past the idle expiry), or
-   a new one (cold start: INIT is timed and reported as ``Init Duration``);
+   a new one (cold start: INIT is timed and reported as ``Init Duration``;
+   a failed or over-10-s INIT is logged ``INIT_REPORT`` and re-run inside the
+   invocation, see ``environment``);
 3. the invocation under the function's timeout;
 4. ``START`` / ``END`` / ``REPORT`` lines in the environment's log stream and
    an :class:`~emulator.contracts.lambdas.InvocationRecord`.
+
+Billing: ``Billed Duration`` includes INIT (on-demand functions, since
+2025-08-01); a failed INIT phase is billed with the invocation that follows it
+(AWS bills INIT since then; how it bills a *failed* INIT phase is not stated in
+its documentation: this is the twin's choice, see docs/emulator-vs-aws-lambda.md).
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-from emulator.contracts.cloudwatch import ReportLine, billed_duration_ms, end_line, report_line, start_line
+from emulator.contracts.cloudwatch import ReportLine, billed_duration_ms, end_line, report_line
 from emulator.contracts.lambdas import FunctionConfig, InvocationRecord, LambdaFunctionError, new_request_id
 from emulator.lambda_runtime.environment import ExecutionEnvironment, InvokeOutcome, ProcessEnvironment
 
@@ -85,6 +92,7 @@ class LambdaService:
         self.records: list[InvocationRecord] = []
         self.log_streams: dict[tuple[str, str], list[str]] = defaultdict(list)
         self.peak_concurrency = 0
+        self.platform_notes: dict[str, str] = {}  # what the backend could not enforce ("cpu", "memory", "tmp")
         self._closed = False
 
     # -- admission ------------------------------------------------------------
@@ -156,8 +164,12 @@ class LambdaService:
             raise done.error
         return done.payload
 
-    def invoke_with_record(self, function_name: str, payload: Any) -> "CompletedInvocation":
+    def invoke_with_record(self, function_name: str, payload: Any, *, client_context: str | None = None,
+                           cognito_identity: str | None = None) -> "CompletedInvocation":
         """Invoke and return the result or error with its record and log lines.
+
+        ``client_context`` / ``cognito_identity``: JSON the runtime gets in the
+        ``Lambda-Runtime-Client-Context`` / ``-Cognito-Identity`` headers.
 
         Raises:
             LambdaFunctionError: only for errors before the function runs
@@ -172,39 +184,40 @@ class LambdaService:
             )
         self._admit(fn)
         try:
-            return self._invoke_admitted(fn, payload)
+            return self._invoke_admitted(fn, payload, client_context, cognito_identity)
         finally:
             self._release(fn)
 
-    def _invoke_admitted(self, fn: FunctionConfig, payload: Any) -> "CompletedInvocation":
+    def _invoke_admitted(self, fn: FunctionConfig, payload: Any, client_context: str | None,
+                         cognito_identity: str | None) -> "CompletedInvocation":
         request_id = new_request_id()
         start_wall = time.time()
         env = self._take_warm(fn)
-        init_ms = None
+        init_ms = billed_init_ms = None
         if env is None:
             env = self._factory(fn)
             with self._lock:
                 self._busy.add(env)
-            try:
-                init_ms = env.init()
-            except LambdaFunctionError as err:
-                # An INIT failure is reported on the invocation that needed it.
-                outcome = InvokeOutcome("error", None, err, 0.0, env.peak_memory_mb())
-                return self._finish(fn, env, request_id, start_wall, outcome, env.init_duration_ms)
-        env.log(start_line(request_id))
-        outcome = env.invoke(request_id, payload)
-        return self._finish(fn, env, request_id, start_wall, outcome, init_ms)
+                for key, note in env.notes.items():
+                    self.platform_notes.setdefault(key, note)
+            init = env.init()
+            if init.status == "success":
+                init_ms = init.duration_ms
+            else:
+                billed_init_ms = init.duration_ms  # INIT_REPORT logged; INIT re-runs inside this invocation
+        outcome = env.invoke(request_id, payload, client_context=client_context, cognito_identity=cognito_identity)
+        return self._finish(fn, env, request_id, start_wall, outcome, init_ms, billed_init_ms)
 
     def _finish(self, fn: FunctionConfig, env: ExecutionEnvironment, request_id: str, start_wall: float,
-                outcome: InvokeOutcome, init_ms: float | None) -> "CompletedInvocation":
+                outcome: InvokeOutcome, init_ms: float | None, failed_init_ms: float | None = None) -> "CompletedInvocation":
         status = None if outcome.status == "success" else outcome.status
-        error_type = outcome.error.error_type if outcome.error and outcome.status == "error" else None
-        if outcome.status == "error" and outcome.error and outcome.error.error_type not in ("Runtime.OutOfMemory", "Runtime.ExitError"):
+        error_type = (outcome.report_error_type or outcome.error.error_type) if outcome.error and outcome.status == "error" else None
+        if status == "error" and not outcome.platform_failure:
             status, error_type = None, None  # a handled function error is not a platform status on the REPORT line
         report = ReportLine(
             request_id=request_id,
             duration_ms=outcome.duration_ms,
-            billed_duration_ms=billed_duration_ms(outcome.duration_ms, init_ms),
+            billed_duration_ms=billed_duration_ms(outcome.duration_ms, init_ms if init_ms is not None else failed_init_ms),
             memory_size_mb=fn.memory_mb,
             max_memory_used_mb=outcome.max_memory_used_mb,
             init_duration_ms=init_ms,
@@ -224,12 +237,13 @@ class LambdaService:
             max_memory_used_mb=outcome.max_memory_used_mb,
             init_duration_ms=round(init_ms, 2) if init_ms is not None else None,
             status=outcome.status,
-            error_type=outcome.error.error_type if outcome.error else None,
+            error_type=(outcome.report_error_type or outcome.error.error_type) if outcome.error else None,
             log_group=env.log_group,
             log_stream=env.log_stream,
+            init_phase=outcome.init_phase,
         )
         lines = self._file_lines(env)
-        reusable = env.healthy() and outcome.status != "timeout"
+        reusable = env.healthy()  # a timed-out or crashed environment was reset: INIT re-runs on its next use
         with self._lock:
             self.records.append(record)
             self._busy.discard(env)

@@ -5,7 +5,7 @@ clients speak protocol v2 and time connect -> "paired". Baseline in the same
 run: the same clients doing connect -> one request/reply against a trivial
 asyncio echo server (the floor any pairing server pays). Prints pairs/s,
 p50/p99 pairing latency and the latency ratio to the baseline; writes
-bench/results/rendezvous.json. Run: python bench/rendezvous.py [--pairs 1000]
+bench/results/rendezvous.json. Run: python bench/rendezvous_load.py [--pairs 1000]
 """
 
 from __future__ import annotations
@@ -19,9 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from emulator.rendezvous_process import RendezvousProcess  # noqa: E402
-from emulator.s3server import free_port  # noqa: E402
+from emulator.rendezvous_process import RendezvousProcess
+from emulator.s3server import free_port
 from rendezvous import protocol as P  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "rendezvous.json"

@@ -1,13 +1,42 @@
-"""What a finished run prints: the invocation table and the summary."""
+"""What a finished run prints: the invocation table, the summary and its bill.
+
+The bill is computed once, by the command, with the price table the user chose
+(``--prices``), and handed to :func:`print_run`; nothing here prices on its own.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import argparse
+from pathlib import Path
+from typing import Any, Callable
 
 from rich.console import Console
 from rich.table import Table
 
+from emulator.contracts import flags
+from emulator.contracts.errors import ConfigError
 from emulator.contracts.runrecord import RunRecord
+from sim.prices import Bill, bill_for_record, load_prices
+
+Pricer = Callable[[RunRecord], Bill]
+
+
+def add_price_arguments(p: argparse.ArgumentParser) -> None:
+    """``--prices`` and ``--free-tier``: how the run's bill is computed."""
+    p.add_argument("--prices", type=flags.existing_file, default=None,
+                   help="JSON file overriding price table fields (see sim/prices.py)")
+    p.add_argument("--free-tier", action="store_true", help="subtract the monthly free tier from the bill")
+
+
+def pricer_from_args(args: argparse.Namespace) -> Pricer:
+    """The bill of a run record under the chosen price table (raises ConfigError for a bad table)."""
+    path: Path | None = getattr(args, "prices", None)
+    try:
+        table = load_prices(path)
+    except ValueError as exc:
+        raise ConfigError(f"--prices {path}: {exc}") from None
+    free_tier = bool(getattr(args, "free_tier", False))
+    return lambda record: bill_for_record(record, table, free_tier=free_tier)
 
 
 def invocation_table(record: RunRecord) -> Table:
@@ -25,7 +54,7 @@ def invocation_table(record: RunRecord) -> Table:
     return table
 
 
-def summary_table(record: RunRecord) -> Table:
+def summary_table(record: RunRecord, bill: Bill) -> Table:
     """The job's outcome: ranks, accuracy, throughput and timing."""
     s: dict[str, Any] = record.summary
     ex = record.execution
@@ -51,9 +80,6 @@ def summary_table(record: RunRecord) -> Table:
         collectives = collectives_line(s)
         if collectives:
             table.add_row("collectives", collectives)
-    from sim.prices import PriceTable, bill_for_record
-
-    bill = bill_for_record(record, PriceTable())
     table.add_row("AWS cost estimate", f"${bill.total:.6f} (from REPORT billed durations, prices {bill.prices_as_of})")
     workers = record.invocations_of("worker")
     if workers:
@@ -81,9 +107,11 @@ def collectives_line(summary: dict[str, Any]) -> str | None:
     return f"{used} pair(s); slowest rank spent {max(pairing):.2f} s pairing"
 
 
-def print_run(record: RunRecord, run_dir: str, console: Console | None = None) -> None:
-    """Print the invocation table, the summary and where the record is."""
+def print_run(record: RunRecord, run_dir: str, bill: Bill, console: Console | None = None) -> None:
+    """Print the invocation table, the summary with ``bill`` and where the record is."""
     console = console or Console(width=None if Console().is_terminal else 140)
     console.print(invocation_table(record))
-    console.print(summary_table(record))
+    console.print(summary_table(record, bill))
+    for what, note in sorted((record.config.get("lambda_platform_not_enforced") or {}).items()):
+        console.print(f"[yellow]not as on AWS ({what}):[/yellow] {note}")
     console.print(f"run record: {run_dir}/record.json  logs: {run_dir}/logs/aws/lambda/")

@@ -13,26 +13,34 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from emulator.contracts.units import parse_duration, parse_size
+from botocore.exceptions import BotoCoreError, ClientError
+
+from emulator.cli.job_args import add_job_arguments, job_config_from_args
+from emulator.cli.report import print_run
+from emulator.contracts import flags
+from realaws.collect import CollectOptions, collect
 from realaws.config import ConfigError, StackConfig, merge, nest, read_config_file
+from realaws.deploy import deploy
+from realaws.dns import repoint
+from realaws.errors import AwsError, explain
+from realaws.run import RunOptions, run_job
+from realaws.session import AwsContext
+from realaws.stackstate import deployed_config
+from realaws.teardown import teardown
 
 _err = Console(stderr=True)
 
 
 def _handle_errors(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """One clear line on stderr and a non-zero code for anything the user can fix; no traceback."""
+    """AWS and botocore errors as one clear line with the exit code ``explain`` gives; no traceback.
+
+    Configuration errors are UserErrors and reach the CLI's top level as they are.
+    """
 
     @wraps(fn)
     def wrapper(args: argparse.Namespace) -> int:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        from realaws.errors import AwsError, explain
-
         try:
             return fn(args)
-        except ConfigError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
         except (AwsError, BotoCoreError, ClientError) as exc:
             err = explain(exc)
             print(f"error: {err.message}", file=sys.stderr)
@@ -51,12 +59,12 @@ def _stack_arguments(p: argparse.ArgumentParser) -> None:
 
 def _deploy_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("functions")
-    g.add_argument("--worker-memory", type=int, help="worker MemorySize MB (default 2048)")
-    g.add_argument("--worker-timeout", type=int, help="worker Timeout s (default 300)")
-    g.add_argument("--worker-ephemeral-storage", type=int, help="worker /tmp MB, 512-10240 (default 512)")
-    g.add_argument("--worker-reserved-concurrency", type=int, help="worker reserved concurrency (default unreserved)")
-    g.add_argument("--control-memory", type=int, help="Initialize/Summarize MemorySize MB (default 256)")
-    g.add_argument("--control-timeout", type=int, help="Initialize/Summarize Timeout s (default 60)")
+    g.add_argument("--worker-memory", type=flags.memory_mb, help="worker MemorySize MB (default 2048)")
+    g.add_argument("--worker-timeout", type=flags.int_in(1, 900, "s", "Lambda's Timeout range"), help="worker Timeout s (default 300)")
+    g.add_argument("--worker-ephemeral-storage", type=flags.ephemeral_storage_mb, help="worker /tmp MB, 512-10240 (default 512)")
+    g.add_argument("--worker-reserved-concurrency", type=flags.int_in(0, 1_000_000, "", "the range"), help="worker reserved concurrency (default unreserved)")
+    g.add_argument("--control-memory", type=flags.memory_mb, help="Initialize/Summarize MemorySize MB (default 256)")
+    g.add_argument("--control-timeout", type=flags.int_in(1, 900, "s", "Lambda's Timeout range"), help="Initialize/Summarize Timeout s (default 60)")
     g = p.add_argument_group("packaging")
     g.add_argument("--package", choices=("image", "zip"), help="container image in ECR (default) or zip + layer")
     g.add_argument("--image-uri", help="worker image (default: the stack's ECR repository)")
@@ -67,13 +75,13 @@ def _deploy_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--architecture", choices=("x86_64", "arm64"))
     g = p.add_argument_group("rendezvous (ECS Fargate + Route 53)")
     g.add_argument("--no-rendezvous", action="store_true", help="do not deploy the rendezvous service")
-    g.add_argument("--rendezvous-cpu", type=int, help="Fargate CPU units (default 256)")
-    g.add_argument("--rendezvous-memory", type=int, help="Fargate memory MiB (default 512)")
+    g.add_argument("--rendezvous-cpu", type=flags.int_in(256, 16384, "", "Fargate CPU units"), help="Fargate CPU units (default 256)")
+    g.add_argument("--rendezvous-memory", type=flags.int_in(512, 122880, "MiB", "Fargate memory"), help="Fargate memory MiB (default 512)")
     g.add_argument("--rendezvous-image", help="image for the server (default: the worker image)")
     g.add_argument("--rendezvous-domain", help="DNS name kept pointing at the task, e.g. rdv.example.com")
     g.add_argument("--hosted-zone-id", help="Route 53 zone of the domain (default: found by name)")
     g.add_argument("--definition", help="ASL file (default statemachines/data_parallel.asl.json)")
-    p.add_argument("--wait-rendezvous", type=parse_duration, default=300.0,
+    p.add_argument("--wait-rendezvous", type=flags.duration, default=300.0,
                    help="how long to wait for the task's public IP (default 300s)")
 
 
@@ -100,9 +108,6 @@ def _config_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def _context_and_config(args: argparse.Namespace, use_deployed: bool) -> tuple[Any, StackConfig]:
     """The AWS context and the stack config: file, then flags; for non-deploy commands on top of what deploy saved."""
-    from realaws.session import AwsContext
-    from realaws.stackstate import deployed_config
-
     data = merge(read_config_file(args.config) if args.config else {}, _config_overrides(args))
     ctx = AwsContext(data.get("region"), profile=args.profile)
     data["region"] = ctx.region
@@ -134,17 +139,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                         description="Generate/upload data, start the execution, follow it, and collect the run record "
                                     "(REPORT lines, history, Map Run counts, summary, actual cost).")
     _stack_arguments(p)
-    p.add_argument("--workers", type=int, default=None, help="world size (default: one per partition)")
-    p.add_argument("--data-size", default="100MB", help="synthetic data size (default 100MB)")
-    p.add_argument("--partition-size", default=None, help="partition size (default data-size / workers, or 25MB)")
+    add_job_arguments(p, function_flags=False)
     p.add_argument("--data-prefix", default=None, help="use .pt partitions already under this bucket prefix")
-    p.add_argument("--batch-size", type=int, default=512)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--comm", choices=("none", "direct", "relay"), default="none")
-    p.add_argument("--max-concurrency", type=int, default=None, help="Map MaxConcurrency (default: all ranks)")
     p.add_argument("--model-key", default=None, help="S3 key of trained weights (state dict) in the bucket")
     p.add_argument("--run-id", default=None, help="execution name / run id (default: time + random)")
-    p.add_argument("--timeout", type=parse_duration, default=4000.0, help="stop following after this (default 4000s)")
+    p.add_argument("--follow-timeout", type=flags.duration, default=4000.0,
+                   help="stop following the execution after this (default 4000s)")
     p.add_argument("--allow-concurrent", action="store_true", help="start even if another execution is running")
     _collect_arguments(p)
     p.set_defaults(func=cmd_run)
@@ -161,8 +161,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         description="Find the service's RUNNING task, its network interface and public IP, and UPSERT "
                                     "the A record. --watch keeps doing it as tasks are replaced.")
     _stack_arguments(p)
-    p.add_argument("--wait", type=parse_duration, default=300.0, help="wait this long for a running task (default 300s)")
-    p.add_argument("--watch", type=parse_duration, default=None, help="re-check every interval until interrupted")
+    p.add_argument("--wait", type=flags.duration, default=300.0, help="wait this long for a running task (default 300s)")
+    p.add_argument("--watch", type=flags.duration, default=None, help="re-check every interval until interrupted")
     p.set_defaults(func=cmd_repoint)
 
     p = asub.add_parser("teardown", help="remove everything deploy made (idempotent)",
@@ -172,7 +172,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _stack_arguments(p)
     p.add_argument("--rendezvous-domain", default=None, help="default: as deployed")
     p.add_argument("--hosted-zone-id", default=None)
-    p.add_argument("--wait", type=parse_duration, default=300.0, help="bound on each drain wait (default 300s)")
+    p.add_argument("--wait", type=flags.duration, default=300.0, help="bound on each drain wait (default 300s)")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     p.set_defaults(func=cmd_teardown)
 
@@ -180,26 +180,24 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _collect_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run records go (default ./runs)")
-    p.add_argument("--log-wait", type=parse_duration, default=120.0,
+    p.add_argument("--runs-dir", type=flags.writable_dir, default=Path("runs"),
+                   help="where run records go (default ./runs)")
+    p.add_argument("--log-wait", type=flags.duration, default=120.0,
                    help="wait up to this long for every REPORT line to arrive (default 120s)")
-    p.add_argument("--child-histories", type=int, default=200,
+    p.add_argument("--child-histories", type=flags.int_in(0, 100_000, "", "the range"), default=200,
                    help="fetch Map children's histories when there are at most this many (0 = never; default 200)")
-    p.add_argument("--prices", default=None, help="price table override (JSON), see sim/prices.py")
+    p.add_argument("--prices", type=flags.existing_file, default=None,
+                   help="price table override (JSON), see sim/prices.py")
     p.add_argument("--free-tier", action="store_true", help="subtract the monthly free tier from the bill")
 
 
 def _collect_options(args: argparse.Namespace) -> Any:
-    from realaws.collect import CollectOptions
-
     return CollectOptions(log_wait_s=args.log_wait, child_histories=args.child_histories, prices_path=args.prices,
                           free_tier=args.free_tier)
 
 
 @_handle_errors
 def cmd_deploy(args: argparse.Namespace) -> int:
-    from realaws.deploy import deploy
-
     ctx, cfg = _context_and_config(args, use_deployed=False)
     result = deploy(ctx, cfg, say=lambda m: _err.print(f"[dim]·[/dim] {m}", highlight=False),
                     wait_rendezvous_s=args.wait_rendezvous)
@@ -220,19 +218,13 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 @_handle_errors
 def cmd_run(args: argparse.Namespace) -> int:
-    from realaws.run import RunOptions, run_job
-
     ctx, cfg = _context_and_config(args, use_deployed=True)
-    try:
-        opts = RunOptions(
-            data_size_bytes=parse_size(args.data_size),
-            partition_size_bytes=parse_size(args.partition_size) if args.partition_size else None,
-            workers=args.workers, batch_size=args.batch_size, seed=args.seed, comm=args.comm,
-            max_concurrency=args.max_concurrency, data_prefix=args.data_prefix, model_key=args.model_key,
-            run_id=args.run_id, timeout_s=args.timeout, allow_concurrent=args.allow_concurrent,
-            collect=_collect_options(args))
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    worker = cfg.functions["worker"]
+    config = job_config_from_args(args, worker_memory_mb=worker.memory_mb, worker_timeout_s=worker.timeout_s,
+                                  worker_ephemeral_storage_mb=worker.ephemeral_storage_mb,
+                                  model_key=args.model_key, function_prefix=cfg.name)
+    opts = RunOptions(job=config, data_prefix=args.data_prefix, run_id=args.run_id, timeout_s=args.follow_timeout,
+                      allow_concurrent=args.allow_concurrent, collect=_collect_options(args))
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=_err, transient=False) as bar:
         tasks: dict[str, Any] = {}
@@ -254,10 +246,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _report(collected: Any) -> int:
-    from emulator.report import print_run
-
-    print_run(collected.record, str(collected.run_dir))
     bill = collected.bill
+    print_run(collected.record, str(collected.run_dir), bill)
     table = Table(title=f"Actual cost (prices {bill.prices_as_of})", header_style="bold")
     for col in ("item", "quantity", "unit", "USD"):
         table.add_column(col, justify="left" if col in ("item", "unit") else "right")
@@ -275,9 +265,6 @@ def _report(collected: Any) -> int:
 
 @_handle_errors
 def cmd_collect(args: argparse.Namespace) -> int:
-    from realaws.collect import collect
-    from realaws.session import AwsContext
-
     parts = args.execution_arn.split(":")
     if len(parts) < 8 or parts[2] != "states" or parts[5] != "execution":
         raise ConfigError(f"--execution-arn {args.execution_arn!r} is not a Step Functions execution ARN")
@@ -289,8 +276,6 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
 @_handle_errors
 def cmd_repoint(args: argparse.Namespace) -> int:
-    from realaws.dns import repoint
-
     ctx, cfg = _context_and_config(args, use_deployed=True)
     names = ctx.names(cfg.name, cfg.bucket)
     while True:
@@ -305,8 +290,6 @@ def cmd_repoint(args: argparse.Namespace) -> int:
 
 @_handle_errors
 def cmd_teardown(args: argparse.Namespace) -> int:
-    from realaws.teardown import teardown
-
     ctx, cfg = _context_and_config(args, use_deployed=True)
     if not args.yes:
         if not sys.stdin.isatty():

@@ -18,7 +18,7 @@ Measured in one run on this machine:
   container; the emulator / local ratio isolates what Docker and NAT add.
 
 Prints the emulator / in-process ratio of the job time (and emulator / local) and writes
-bench/results/emulator.json. Run: python bench/emulator.py [--cold-starts 20]
+bench/results/emulator_docker.json. Run: python bench/emulator_docker.py [--cold-starts 20]
 """
 
 from __future__ import annotations
@@ -32,20 +32,18 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
+from emulator import pipeline
 from emulator.contracts.job import JobConfig
-from emulator import pipeline  # noqa: E402
-from emulator.docker.engine import docker_client  # noqa: E402
-from emulator.docker.environment import ContainerEnvironment  # noqa: E402
-from emulator.docker.images import ensure_worker_image  # noqa: E402
-from emulator.docker.job import EmulatorOptions, run_emulated_job  # noqa: E402
-from emulator.docker.network import Topology  # noqa: E402
-from emulator.lambda_runtime.environment import ProcessEnvironment  # noqa: E402
-from emulator.contracts.lambdas import FunctionConfig  # noqa: E402
-from emulator.s3server import LocalS3Server  # noqa: E402
+from emulator.docker.engine import docker_client
+from emulator.docker.environment import ContainerEnvironment
+from emulator.docker.images import ensure_worker_image
+from emulator.docker.job import EmulatorOptions, run_emulated_job
+from emulator.docker.network import Topology
+from emulator.lambda_runtime.environment import ProcessEnvironment
+from emulator.contracts.lambdas import FunctionConfig
+from emulator.s3server import LocalS3Server
 
-RESULTS = Path(__file__).resolve().parent / "results" / "emulator.json"
+RESULTS = Path(__file__).resolve().parent / "results" / "emulator_docker.json"
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -1,0 +1,76 @@
+"""Entry point of ``lambdatwin``: the parser, one place for user errors, and clean signals.
+
+Each command module exposes ``register(subparsers)`` that adds its commands and
+sets ``func(args) -> int``. Errors a user can act on are raised as
+:class:`UserError` anywhere below and printed here as one line with exit code 2;
+a bad flag is reported by argparse as one line with exit code 2 as well.
+SIGTERM unwinds exactly like Ctrl-C, so every context manager that a command
+entered (S3 server, Lambda environments, containers, temp dirs) cleans up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from typing import Any, NoReturn, Sequence
+
+import rendezvous.cli
+from emulator.cli import aws, emulate, run, simulate
+from emulator.contracts.errors import EXIT_INTERRUPTED, EXIT_USAGE, UserError
+
+COMMAND_MODULES = (run, emulate, rendezvous.cli, simulate, aws)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line (``lambdatwin run: error: ...``) and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser with every command."""
+    parser = OneLineParser(
+        prog="lambdatwin",
+        description="A local twin of a serverless, data-parallel PyTorch inference pipeline on AWS.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    for module in COMMAND_MODULES:
+        module.register(sub)
+    return parser
+
+
+def _terminate_as_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # SIGTERM cleans up like Ctrl-C
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns its exit code (0 ok, 1 the job failed, 2 bad input, 130 interrupted)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a bad flag (already printed as one line)
+        return int(exc.code or 0)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"lambdatwin {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted; everything this run started was stopped", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+if __name__ == "__main__":
+    sys.exit(main())
