@@ -19,6 +19,8 @@ def _imports() -> dict[str, set[str]]:
     for path in PACKAGE.glob("*.py"):
         deps: set[str] = set()
         for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                deps.update(a.name.rsplit(".", 1)[1] for a in node.names if a.name.startswith("emulator.stepfunctions."))
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("emulator.stepfunctions"):
                 if node.module == "emulator.stepfunctions":
                     deps.update(alias.name for alias in node.names)

@@ -25,7 +25,7 @@ import json
 from typing import Any
 
 from emulator.contracts import aws
-from emulator.stepfunctions import errors as E
+import emulator.stepfunctions.errors as E
 from emulator.stepfunctions.choice import evaluate_rule
 from emulator.stepfunctions.expressions import resolve
 from emulator.stepfunctions.paths import apply_input_path, apply_result_path, evaluate

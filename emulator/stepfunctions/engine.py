@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from emulator.contracts import aws
 from emulator.contracts.lambdas import LambdaInvoker
-from emulator.stepfunctions import errors as E
+import emulator.stepfunctions.errors as E
 from emulator.stepfunctions.clock import RealClock
 from emulator.stepfunctions.dataflow import (JSONPATH, LANGUAGES, MAX_EXECUTION_VARIABLE_BYTES, check_assignments,
                                              check_payload)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from emulator.contracts import aws
-from emulator.stepfunctions import errors as E
+import emulator.stepfunctions.errors as E
 from emulator.stepfunctions.timestamps import parse_timestamp
 from emulator.stepfunctions.port import ExecutionPort, Outcome, Step
 

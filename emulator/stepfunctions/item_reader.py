@@ -22,7 +22,7 @@ import io
 import json
 from typing import Any
 
-from emulator.stepfunctions import errors as E
+import emulator.stepfunctions.errors as E
 from emulator.stepfunctions.definition import S3_LIST_OBJECTS
 from emulator.stepfunctions.paths import evaluate
 from emulator.stepfunctions.templates import resolve_template

@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 from emulator.contracts import aws
-from emulator.stepfunctions import errors as E
+import emulator.stepfunctions.errors as E
 from emulator.stepfunctions.expressions import is_expression
 from emulator.stepfunctions.history import as_json
 from emulator.stepfunctions.item_reader import read_from_s3

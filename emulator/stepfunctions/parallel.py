@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from emulator.stepfunctions import errors as E
+import emulator.stepfunctions.errors as E
 from emulator.stepfunctions.port import ExecutionPort, Outcome, Step
 
 

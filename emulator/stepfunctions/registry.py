@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from emulator.stepfunctions import definition as D
+import emulator.stepfunctions.definition as D
 from emulator.stepfunctions.flow import run_choice, run_fail, run_pass, run_succeed, run_wait
 from emulator.stepfunctions.map_state import run_map_state
 from emulator.stepfunctions.parallel import run_parallel

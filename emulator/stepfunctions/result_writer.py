@@ -20,7 +20,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-from emulator.stepfunctions import errors as E
+import emulator.stepfunctions.errors as E
 from emulator.stepfunctions.history import as_json
 from emulator.stepfunctions.templates import resolve_template
 

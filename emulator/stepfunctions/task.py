@@ -22,7 +22,7 @@ from typing import Any
 from emulator.contracts import aws
 from emulator.contracts.aws import function_name_of
 from emulator.contracts.lambdas import LambdaFunctionError, LambdaInvoker, new_request_id
-from emulator.stepfunctions import errors as E
+import emulator.stepfunctions.errors as E
 from emulator.stepfunctions.dataflow import check_payload
 from emulator.stepfunctions.definition import LAMBDA_INVOKE
 from emulator.stepfunctions.history import as_json
