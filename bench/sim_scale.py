@@ -17,6 +17,7 @@ import os
 import time
 from pathlib import Path
 
+from emulator.contracts.job import DEFAULT_PARTITION_SIZE_BYTES
 from sim.asl import read_workflow
 from sim.model import JobSpec, simulate
 from sim.params import reference_params
@@ -29,7 +30,8 @@ WORKFLOW = read_workflow()
 
 def time_job(workers: int) -> tuple[float, float, str]:
     """(wall seconds to simulate, simulated makespan, status) for one job of ``workers`` 25 MB partitions."""
-    spec = JobSpec(data_size_bytes=workers * 25_000_000, partition_size_bytes=25_000_000, memory_mb=10_240,
+    part = DEFAULT_PARTITION_SIZE_BYTES
+    spec = JobSpec(data_size_bytes=workers * part, partition_size_bytes=part, memory_mb=10_240,
                    timeout_s=900, max_concurrency=1000, control_memory_mb=1769, control_timeout_s=900)
     start = time.perf_counter()
     result = simulate(spec, PARAMS, seed=0, workflow=WORKFLOW)

@@ -30,6 +30,7 @@ import numpy as np
 from emulator.contracts.aws import MB_PER_VCPU, lambda_vcpus
 from emulator.contracts.cloudwatch import parse_report_lines
 from emulator.contracts.job import DEFAULT_BATCH_SIZE
+from emulator.contracts import runrecord
 from emulator.contracts.runrecord import RunRecord
 from sim.params import ModelParams
 
@@ -186,8 +187,6 @@ def observations_from_cloudwatch(lines: Iterable[str], bytes_read: int | None = 
 
 def load_observations(paths: Iterable[str | Path]) -> tuple[list[Observation], list[Orchestration]]:
     """Observations and step overheads from run record directories or record.json files."""
-    from emulator.contracts import runrecord
-
     obs: list[Observation] = []
     orch: list[Orchestration] = []
     for path in paths:

@@ -1,6 +1,6 @@
 """AWS prices the bill is computed from: one dated table, overridable from a JSON file.
 
-Defaults: us-east-1, as published for 2026 (see PRICES_AS_OF). Lambda bills
+Defaults: the local region (emulator/contracts/aws.py), as published for 2026 (see PRICES_AS_OF). Lambda bills
 GB-seconds of billed duration (1 ms granularity; INIT included since
 2025-08-01, which the REPORT line's Billed Duration already carries) plus
 requests. Free tier is optional and off by default.

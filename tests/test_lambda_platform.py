@@ -301,12 +301,13 @@ def test_limits_not_enforced_are_printed_in_the_run_report():
     from rich.console import Console
 
     from emulator.contracts.runrecord import RunRecord
-    from emulator.report import print_run
+    from emulator.cli.report import print_run
+    from sim.prices import Bill
 
     record = RunRecord(run_id="r1", backend="local",
                        config={"lambda_platform_not_enforced": {"cpu": "CPU not limited to 0.14 vCPU: no writable cgroup"}})
     console = Console(record=True, width=200)
-    print_run(record, "runs/r1", console)
+    print_run(record, "runs/r1", Bill(), console)
     assert "not as on AWS (cpu): CPU not limited to 0.14 vCPU: no writable cgroup" in console.export_text()
 
 
