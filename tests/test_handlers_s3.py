@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
-import types
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -232,12 +230,16 @@ def test_infer_rejects_bad_items(event, words):
         assert word in str(info.value)
 
 
-def test_infer_comm_none_never_imports_collectives(s3_server, bucket, monkeypatch):
+def test_infer_comm_none_never_runs_collectives(s3_server, bucket, monkeypatch):
     put_partitions(s3_server.client(), bucket, "d/", 1, samples=3)
-    monkeypatch.delitem(sys.modules, "worker.collectives", raising=False)
-    infer.handler({"bucket": bucket, "keys": ["d/part-00000.pt"], "rank": 0, "world_size": 1,
-                   "result_prefix": "r", "comm": "none"}, None)
-    assert "worker.collectives" not in sys.modules
+
+    def allreduce_job_metrics(*args, **kwargs):
+        raise AssertionError("comm=none must not pair with anyone")
+
+    monkeypatch.setattr(infer, "allreduce_job_metrics", allreduce_job_metrics)
+    result = infer.handler({"bucket": bucket, "keys": ["d/part-00000.pt"], "rank": 0, "world_size": 1,
+                            "result_prefix": "r", "comm": "none"}, None)
+    assert result["rows"] == 3
 
 
 def test_infer_runs_collectives_after_metrics_and_before_the_write(s3_server, bucket, monkeypatch):
@@ -250,8 +252,7 @@ def test_infer_runs_collectives_after_metrics_and_before_the_write(s3_server, bu
         calls.append((event["comm"], metrics["rows"], metrics["sum_abs_err"], deadline_s))
         return {"channel": event["comm"], "global": {"rows": 6}}
 
-    monkeypatch.setitem(sys.modules, "worker.collectives",
-                        types.SimpleNamespace(allreduce_job_metrics=allreduce_job_metrics))
+    monkeypatch.setattr(infer, "allreduce_job_metrics", allreduce_job_metrics)
     event = {"bucket": bucket, "keys": ["d/part-00000.pt"], "rank": 1, "world_size": 2, "result_prefix": "r",
              "comm": "relay", "rendezvous": "127.0.0.1:1", "job_id": "j"}
     infer.handler(event, Context(remaining_ms=20_000))

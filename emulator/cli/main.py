@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import threading
 from typing import Any, NoReturn, Sequence
 
 import rendezvous.cli
@@ -41,8 +42,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _terminate_as_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt  # SIGTERM cleans up like Ctrl-C
+def _interrupt(signum: int, frame: Any) -> None:
+    """SIGINT and SIGTERM: unwind the main thread so every context manager cleans up.
+
+    Worker threads (the execution, Map children) see their S3 server and Lambda
+    environments go away during that unwinding; what they raise then is the
+    shutdown itself, not news for the user, so it is not printed.
+    """
+    threading.excepthook = lambda hook_args: None
+    raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -55,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
-    previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    previous = {s: signal.signal(s, _interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         return int(args.func(args) or 0)
     except UserError as exc:
@@ -65,7 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted; everything this run started was stopped", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _one_line(exc: BaseException) -> str:
