@@ -170,6 +170,20 @@ def test_a_failed_branch_stops_the_other_branches():
     assert not any(e.get("stateEnteredEventDetails", {}).get("name") == "Last" for e in result.history)
 
 
+def test_a_failed_inline_map_iteration_stops_the_others():
+    """state-map-inline.html / API_HistoryEvent: when an iteration fails the Map fails; the iterations still running
+    stop (MapIterationAborted)."""
+    processor = {"StartAt": "W", "States": {"W": {"Type": "Wait", "SecondsPath": "$.w", "Next": "C"},
+                                            "C": {"Type": "Choice", "Choices": [{"Variable": "$.bad", "BooleanEquals": True, "Next": "F"}],
+                                                  "Default": "After"},
+                                            "F": {"Type": "Fail", "Error": "Bad"}, "After": {"Type": "Pass", "End": True}}}
+    result = StateMachine({"StartAt": "M", "States": {"M": {"Type": "Map", "ItemProcessor": processor, "End": True}}}).execute(
+        [{"w": 1, "bad": True}, {"w": 2, "bad": False}], invoker=FunctionTable())
+    assert result.error == "Bad"
+    types = [e["type"] for e in result.history]
+    assert "MapIterationAborted" in types and "MapIterationSucceeded" not in types
+
+
 def test_map_retried_records_one_failed_event():
     """concepts-error-handling.html / API_HistoryEvent: a retried Map records MapStateFailed once."""
     processor = {"StartAt": "B", "States": {"B": lambda_task(End=True)}}

@@ -167,17 +167,22 @@ def _run_inline(execution: ExecutionPort, step: Step, machine: dict, inputs: lis
     name = step.name
     results: list[Any] = [None] * len(inputs)
     failure: list[E.StatesError] = []
+    cancel = threading.Event()  # a failed iteration stops the others before their next state
 
     def run(index: int) -> None:
         if failure or execution.stop.is_set():
             return
         execution.history.add("MapIterationStarted", {"name": name, "index": index})
         try:
-            results[index] = execution.run_machine(machine, inputs[index], {"Index": index, "Value": inputs[index]}, step)
+            results[index] = execution.run_machine(machine, inputs[index], {"Index": index, "Value": inputs[index]}, step,
+                                                   cancel)
             execution.history.add("MapIterationSucceeded", {"name": name, "index": index})
         except E.StatesError as exc:
             execution.history.add("MapIterationFailed", {"name": name, "index": index})
             failure.append(exc)
+            cancel.set()
+        except E.BranchStopped:
+            execution.history.add("MapIterationAborted", {"name": name, "index": index})
 
     _run_pool(run, len(inputs), workers)
     if failure:
