@@ -41,9 +41,21 @@ def test_slices_and_deep_scan():
 
 
 def test_a_missing_definite_path_is_a_runtime_error():
-    """amazon-states-language-paths.html: a definite path that is not in the input fails with States.Runtime."""
-    result = passes({"v.$": "$.nope"}, {})
+    """amazon-states-language-paths.html: a definite path that is not in the input fails with States.Runtime; the cause
+    names the path and the field."""
+    result = passes({"v.$": "$.nope"}, {"a": 1})
     assert result.status == "FAILED" and result.error == "States.Runtime"
+    assert result.cause == "The JSONPath '$.nope' specified for the field 'v.$' could not be found in the input '{\"a\": 1}'"
+
+
+def test_history_carries_compact_json_and_assigned_variables():
+    """API_HistoryEvent.html (StateEnteredEventDetails, StateExitedEventDetails): input/output as JSON text,
+    assignedVariables with each value as JSON text."""
+    result = run({"P": {"Type": "Pass", "Assign": {"x": {"k": [1, 2]}}, "End": True}}, {"a": [1, 2]})
+    entered = result.history[1]["stateEnteredEventDetails"]
+    exited = result.history[2]["stateExitedEventDetails"]
+    assert entered["input"] == '{"a":[1,2]}' and exited["output"] == '{"a":[1,2]}'
+    assert exited["assignedVariables"] == {"x": '{"k":[1,2]}'}
 
 
 @pytest.mark.parametrize("value, expected", [("2024-01-01T00:00:00Z", True), ("2024-01-01T00:00:00.123456789+01:00", True),
@@ -279,6 +291,8 @@ def test_state_output_over_the_quota_fails_with_data_limit_exceeded():
     """service-quotas.html / concepts-error-handling.html: a state output over 256 KiB fails with States.DataLimitExceeded."""
     result = run({"T": lambda_task(End=True)}, {}, FunctionTable(f=lambda p: BIG))
     assert result.status == "FAILED" and result.error == "States.DataLimitExceeded"
+    assert result.cause == ("The state/task 'T' returned a result with a size exceeding the maximum number of bytes "
+                            "service limit.")
 
 
 def test_task_input_over_the_quota_after_parameters_fails():

@@ -43,13 +43,13 @@ def size_of(value: Any) -> int:
     return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str).encode())
 
 
-def check_payload(value: Any, what: str) -> None:
+def check_payload(value: Any, what: str, cause: str | None = None) -> None:
     """Raise States.DataLimitExceeded when ``value`` is over the 256 KiB payload quota
-    (https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html)."""
+    (https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html); ``what`` is the
+    state's name, or a description such as "execution input"."""
     if size_of(value) > aws.MAX_PAYLOAD_BYTES:
-        raise E.StatesError(E.DATA_LIMIT_EXCEEDED,
-                            f"The {what} has a size exceeding the maximum number of bytes service limit "
-                            f"({aws.MAX_PAYLOAD_BYTES} bytes).")
+        raise E.StatesError(E.DATA_LIMIT_EXCEEDED, cause or f"The state/task '{what}' returned a result with a size "
+                                                            "exceeding the maximum number of bytes service limit.")
 
 
 def check_assignments(values: dict[str, Any], state: str) -> None:
@@ -83,7 +83,7 @@ class JSONPathLanguage:
         if field in step.state:
             return step.state[field]
         if f"{field}Path" in step.state:
-            return evaluate(step.state[f"{field}Path"], step.input, step.ctx, step.variables)
+            return evaluate(step.state[f"{field}Path"], step.input, step.ctx, step.variables, f"{field}Path")
         return default
 
     def template(self, step: Step, template: Any, context: dict[str, Any] | None = None) -> Any:
@@ -92,7 +92,7 @@ class JSONPathLanguage:
 
     def items(self, step: Step) -> Any:
         """``ItemsPath`` (default ``$``) in the effective input."""
-        return evaluate(step.state.get("ItemsPath", "$"), step.input, step.ctx, step.variables)
+        return evaluate(step.state.get("ItemsPath", "$"), step.input, step.ctx, step.variables, "ItemsPath")
 
     def path(self, step: Step, path: str, data: Any = None) -> Any:
         """A path or intrinsic against ``data`` (default: the effective input)."""
@@ -107,7 +107,7 @@ class JSONPathLanguage:
         output = result
         if shapes_result:
             output = apply_result_path(step.state.get("ResultPath", "$"), step.raw, self.selected(step, result))
-        return apply_input_path(step.state.get("OutputPath", "$"), output, step.ctx, step.variables)
+        return apply_input_path(step.state.get("OutputPath", "$"), output, step.ctx, step.variables, "OutputPath")
 
     def selected(self, step: Step, result: Any) -> Any:
         """The result after ``ResultSelector``."""

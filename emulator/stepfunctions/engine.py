@@ -116,7 +116,8 @@ class Execution:
 
         def body() -> None:
             try:
-                check_payload(self.input, "execution input")
+                check_payload(self.input, self.name, "The execution input has a size exceeding the maximum number of "
+                                                     "bytes service limit.")
                 outcome["output"] = self.run_machine(self.definition, self.input)
             except E.StatesError as exc:
                 outcome["error"] = exc
@@ -249,7 +250,8 @@ class Execution:
         lang = LANGUAGES[state.get("QueryLanguage", language)]
         entered = self.clock.now()
         # One JSON text serves a state's StateExited and the next state's StateEntered (half the memory).
-        self.history.add(f"{kind}StateEntered", {"name": name, "input": raw_text if raw_text is not None else as_json(raw)})
+        self.history.add(f"{kind}StateEntered", {"name": name, "input": raw_text if raw_text is not None else as_json(raw),
+                                                 "inputDetails": {"truncated": False}})
         counter = RetryCounter(retriers_of(state))
         nxt = None if state.get("End") else state.get("Next")
         while True:
@@ -263,7 +265,7 @@ class Execution:
                 step.state = state
                 assigned = lang.assignments(step, state.get("Assign"), outcome.result, state_type.shapes_result)
                 assigned.update(lang.assignments(step, outcome.assign, outcome.result, state_type.shapes_result))
-                check_payload(output, f"output of state {name!r}")
+                check_payload(output, name)
                 if outcome.chooses_next:
                     nxt = outcome.next
                 break
@@ -290,7 +292,11 @@ class Execution:
             raise E.StatesError(E.DATA_LIMIT_EXCEEDED, f"State {name!r}: the execution's variables exceed "
                                                        f"{MAX_EXECUTION_VARIABLE_BYTES} bytes")
         text = as_json(output)
-        self.history.add(f"{kind}StateExited", {"name": name, "output": text})
+        details: dict[str, Any] = {"name": name, "output": text, "outputDetails": {"truncated": False}}
+        if assigned:  # as GetExecutionHistory shows them: each value as JSON text
+            details["assignedVariables"] = {k: as_json(v) for k, v in assigned.items()}
+            details["assignedVariablesDetails"] = {"truncated": False}
+        self.history.add(f"{kind}StateExited", details)
         self._last_output.text = text
         return output, nxt
 

@@ -41,8 +41,8 @@ _DETAIL_KEYS = {
 
 
 def as_json(value: Any) -> str:
-    """How history details carry input/output: as JSON strings."""
-    return json.dumps(value, default=str)
+    """How history details carry input/output: as compact JSON strings, as GetExecutionHistory shows them."""
+    return json.dumps(value, default=str, separators=(",", ":"))
 
 
 class History:

@@ -109,12 +109,15 @@ def _missing_variable(path: str) -> Any:
     raise StatesError(RUNTIME, f"The JSONPath '{path}' references a variable that is not defined")
 
 
-def evaluate(path: str, data: Any, context: Any = None, variables: Any = None) -> Any:
+def evaluate(path: str, data: Any, context: Any = None, variables: Any = None, field: str | None = None) -> Any:
     """The value at ``path`` in ``data`` (``$``), ``context`` (``$$``) or a variable (``$name``).
 
     A definite path that does not exist raises States.Runtime, as AWS does; an indefinite
     one (wildcard, slice, filter, deep scan) gives the list of what matched, ``[]`` when
     nothing did.
+
+    ``field`` names the field the path came from, for AWS's error cause ("The JSONPath '$.x'
+    specified for the field 'x.$' could not be found in the input '{...}'").
 
     Raises:
         StatesError: States.Runtime for a missing definite path or an unparseable path.
@@ -140,13 +143,13 @@ def evaluate(path: str, data: Any, context: Any = None, variables: Any = None) -
                 if not isinstance(value, dict) or arg not in value:
                     if multi:
                         continue
-                    raise StatesError(RUNTIME, f"The JSONPath '{path}' could not be found in the input '{_short(base)}'")
+                    raise _missing(path, field, base)
                 nxt.append(value[arg])
             elif kind == "index":
                 if not isinstance(value, list) or not -len(value) <= arg < len(value):
                     if multi:
                         continue
-                    raise StatesError(RUNTIME, f"The JSONPath '{path}' could not be found in the input '{_short(base)}'")
+                    raise _missing(path, field, base)
                 nxt.append(value[arg])
             elif kind == "slice":
                 if isinstance(value, list):
@@ -166,16 +169,22 @@ def is_path_value_present(path: str, data: Any, context: Any = None, variables: 
     return bool(value) if not is_definite(path) else True
 
 
+def _missing(path: str, field: str | None, data: Any) -> StatesError:
+    where = f" specified for the field '{field}'" if field else ""
+    return StatesError(RUNTIME, f"The JSONPath '{path}'{where} could not be found in the input "
+                                f"'{json.dumps(data, default=str)}'")
+
+
 def _short(value: Any) -> str:
     text = json.dumps(value, default=str)
     return text if len(text) <= 300 else text[:300] + "..."
 
 
-def apply_input_path(path: str | None, data: Any, context: Any, variables: Any = None) -> Any:
+def apply_input_path(path: str | None, data: Any, context: Any, variables: Any = None, field: str = "InputPath") -> Any:
     """InputPath / OutputPath: ``None`` (JSON null) gives ``{}``; missing means ``$``."""
     if path is None:
         return {}
-    return evaluate(path, data, context, variables)
+    return evaluate(path, data, context, variables, field)
 
 
 def apply_result_path(result_path: str | None, state_input: Any, result: Any) -> Any:

@@ -72,7 +72,7 @@ def invoke_response(output: Any, request_id: str, log_type: str | None, log_tail
 def run_task(execution: ExecutionPort, step: Step) -> Outcome:
     """Invoke the Lambda function and record the Task/LambdaFunction events."""
     params = step.lang.arguments(step)
-    check_payload(params, f"input of state {step.name!r} after Parameters/Arguments")
+    check_payload(params, step.name)
     resource = step.state["Resource"]
     history = execution.history
     if resource == LAMBDA_INVOKE:
