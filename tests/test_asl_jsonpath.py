@@ -12,6 +12,8 @@ import re
 import pytest
 
 from emulator.contracts import aws
+from emulator.contracts.lambdas import FunctionConfig
+from emulator.lambda_runtime.service import LambdaService
 from emulator.stepfunctions import DefinitionError, StateMachine, VirtualClock
 from tests.asl_helpers import LAMBDA_INVOKE, FunctionTable, fails_with, lambda_task, run
 
@@ -110,11 +112,17 @@ def test_the_invoke_result_has_aws_key_names_and_casing():
     assert out["Payload"] == {"in": 1} and out["StatusCode"] == 200 and out["ExecutedVersion"] == "$LATEST"
 
 
-def test_log_type_tail_adds_log_result():
-    """connect-lambda.html / Lambda Invoke API: LogType Tail returns the last 4 KB of the log, base64, as LogResult."""
-    result, _ = invoke({"Payload.$": "$", "LogType": "Tail"})
-    assert "LogResult" in result.output
-    base64.b64decode(result.output["LogResult"])
+def test_log_type_tail_adds_log_result_from_the_function_log():
+    """connect-lambda.html / Lambda Invoke API: LogType Tail returns the last 4 KB of the execution log, base64, as
+    LogResult; the RequestId is the invocation's. Runs the real Lambda runtime emulator."""
+    config = FunctionConfig(name="echo", handler="tests.lambda_test_handlers.echo", environment={}, timeout_s=10)
+    definition = {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": LAMBDA_INVOKE, "End": True, "Parameters": {
+        "FunctionName": "echo", "Payload": {"n": 7}, "LogType": "Tail"}}}}
+    with LambdaService([config]) as service:
+        out = StateMachine(definition).execute({}, invoker=service).output
+    log = base64.b64decode(out["LogResult"]).decode()
+    assert "echo got {'n': 7}" in log and f"END RequestId: {out['SdkResponseMetadata']['RequestId']}" in log
+    assert len(log.encode()) <= 4096
 
 
 # -- States.Runtime is never caught ----------------------------------------------------------

@@ -6,7 +6,7 @@ Rules (https://docs.aws.amazon.com/step-functions/latest/dg/connect-lambda.html)
 missing or null one as ``{}``; the result is the Invoke response ``{"ExecutedVersion",
 "Payload", "StatusCode", "SdkHttpMetadata": {"AllHttpHeaders", "HttpHeaders",
 "HttpStatusCode"}, "SdkResponseMetadata": {"RequestId"}}`` plus ``LogResult`` with
-``LogType: Tail``. With a function ARN as the ``Resource`` the arguments are the payload and
+``LogType: Tail`` (the last 4 KB of the function's log, base64). With a function ARN as the ``Resource`` the arguments are the payload and
 the result is the function's output. ``TimeoutSeconds`` (a positive integer) abandons the call
 with ``States.Timeout`` and no cause (https://docs.aws.amazon.com/step-functions/latest/dg/state-task.html).
 """
@@ -65,7 +65,7 @@ def invoke_response(output: Any, request_id: str, log_type: str | None, log_tail
         "SdkResponseMetadata": {"RequestId": request_id}, "StatusCode": 200,
     }
     if log_type == "Tail":
-        response["LogResult"] = base64.b64encode(log_tail[-4096:].encode()).decode()
+        response["LogResult"] = base64.b64encode(log_tail.encode()[-4096:]).decode()
     return response
 
 
@@ -88,7 +88,7 @@ def run_task(execution: ExecutionPort, step: Step) -> Outcome:
         history.add("LambdaFunctionStarted")
     try:
         payload = _payload(params) if resource == LAMBDA_INVOKE else params
-        output = invoke_with_timeout(execution.invoker, function, payload, _timeout(step))
+        output, request_id, log_text = invoke_with_timeout(execution.invoker, function, payload, _timeout(step))
     except E.StatesError as exc:
         prefix = "Task" if resource == LAMBDA_INVOKE else "LambdaFunction"
         kind = "TimedOut" if exc.error == E.TIMEOUT else "Failed"
@@ -99,22 +99,31 @@ def run_task(execution: ExecutionPort, step: Step) -> Outcome:
         raise
     if resource == LAMBDA_INVOKE:
         history.add("TaskSucceeded", {"resourceType": "lambda", "resource": "invoke", "output": as_json(output)})
-        tail = getattr(execution.invoker, "log_tail", None)
-        log_tail = tail(function) if callable(tail) else ""
-        return Outcome(invoke_response(output, new_request_id(), params.get("LogType"), log_tail))
+        return Outcome(invoke_response(output, request_id, params.get("LogType"), log_text))
     history.add("LambdaFunctionSucceeded", {"output": as_json(output)})
     return Outcome(output)
 
 
-def invoke_with_timeout(invoker: LambdaInvoker, function: str, payload: Any, timeout: float | None) -> Any:
+def invoke_with_timeout(invoker: LambdaInvoker, function: str, payload: Any,
+                        timeout: float | None) -> tuple[Any, str, str]:
     """Call the invoker; a Task TimeoutSeconds abandons the call as Step Functions does.
+
+    Returns ``(output, request id, log text)``. An invoker that also has
+    ``invoke_with_record(function, payload)`` (the local Lambda service) gives the real request
+    id and log lines; any other gives a fresh request id and no log.
 
     Raises:
         StatesError: the function's error (its errorType), or States.Timeout (no cause).
     """
-    def call() -> Any:
+    def call() -> tuple[Any, str, str]:
         try:
-            return invoker.invoke(function, payload)
+            with_record = getattr(invoker, "invoke_with_record", None)
+            if with_record is None:
+                return invoker.invoke(function, payload), new_request_id(), ""
+            done = with_record(function, payload)
+            if done.error is not None:
+                raise done.error
+            return done.payload, done.record.request_id, "\n".join(done.log_lines)
         except LambdaFunctionError as exc:
             # The cause is the function's error body as Lambda returns it (errorMessage first).
             cause = {"errorMessage": exc.message, "errorType": exc.error_type, "stackTrace": exc.trace}
