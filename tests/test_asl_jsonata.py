@@ -200,6 +200,21 @@ def test_distributed_map_jsonata_batcher_and_concurrency_expressions():
     assert result.output == [{"Items": [1, 2], "BatchInput": {"tag": "t"}}, {"Items": [3], "BatchInput": {"tag": "t"}}]
 
 
+def test_distributed_map_item_reader_arguments_on_real_s3(s3_server, bucket):
+    """input-output-itemreader.html: in JSONata the ItemReader takes Arguments (and ReaderConfig) with expressions."""
+    s3 = s3_server.client()
+    s3.put_object(Bucket=bucket, Key="items.json", Body=b'[10, 20, 30]')
+    definition = {"QueryLanguage": "JSONata", "StartAt": "M", "States": {"M": {
+        "Type": "Map", "End": True,
+        "ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"MaxItems": "{% 2 %}"},
+                       "Arguments": {"Bucket": "{% $states.input.bucket %}", "Key": "items.json"}},
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                          "StartAt": "P", "States": {"P": {"Type": "Pass", "Output": "{% $states.input + 1 %}", "End": True}}}}}}
+    result = StateMachine(definition).execute({"bucket": bucket}, invoker=ECHO, s3_client=s3)
+    assert result.status == "SUCCEEDED", result.cause
+    assert result.output == [11, 21]
+
+
 def test_map_items_literal_array():
     """state-map.html: Items may be a JSON array."""
     result = jsonata({"M": {"Type": "Map", "Items": [4, 5],

@@ -500,7 +500,8 @@ def _validate_reader(name: str, reader: Any) -> None:
                 raise _err(name, "ItemReader.ReaderConfig.CSVHeaders", f"repeats {', '.join(map(repr, duplicates))}; column names must be unique")
     if "MaxItems" in config and "MaxItemsPath" in config:
         raise _err(name, "ItemReader.ReaderConfig.MaxItems", "give MaxItems or MaxItemsPath, not both")
-    if "MaxItems" in config and (not isinstance(config["MaxItems"], int) or config["MaxItems"] < 0):
+    if "MaxItems" in config and not is_expression(config["MaxItems"]) and (
+            not isinstance(config["MaxItems"], int) or config["MaxItems"] < 0):
         raise _err(name, "ItemReader.ReaderConfig.MaxItems", "must be a non-negative integer")
 
 

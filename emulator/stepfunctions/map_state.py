@@ -126,6 +126,8 @@ def _resolved(step: Step) -> dict[str, Any]:
         if isinstance(state.get(field), dict) and "Arguments" in state[field]:
             config = {k: v for k, v in state[field].items() if k != "Arguments"}
             state[field] = {**config, "Parameters": step.lang.template(step, state[field]["Arguments"])}
+    if isinstance(state.get("ItemReader"), dict) and "ReaderConfig" in state["ItemReader"]:
+        state["ItemReader"] = {**state["ItemReader"], "ReaderConfig": step.lang.template(step, state["ItemReader"]["ReaderConfig"])}
     if "ItemBatcher" in state:
         state["ItemBatcher"] = step.lang.template(step, state["ItemBatcher"])
     return state
