@@ -29,7 +29,7 @@ import emulator.stepfunctions.errors as E
 from emulator.stepfunctions.choice import evaluate_rule
 from emulator.stepfunctions.expressions import resolve
 from emulator.stepfunctions.paths import apply_input_path, apply_result_path, evaluate
-from emulator.stepfunctions.port import Step
+from emulator.stepfunctions.port import Language, Step
 from emulator.stepfunctions.templates import resolve_template
 
 JSONPATH = "JSONPath"
@@ -210,5 +210,5 @@ class JSONataLanguage:
         return resolve(catcher["Assign"], self.bindings(step, errorOutput=error_output))
 
 
-LANGUAGES: dict[str, JSONPathLanguage | JSONataLanguage] = {JSONPATH: JSONPathLanguage(), JSONATA: JSONataLanguage()}
+LANGUAGES: dict[str, Language] = {JSONPATH: JSONPathLanguage(), JSONATA: JSONataLanguage()}
 

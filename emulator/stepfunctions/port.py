@@ -113,6 +113,21 @@ class Language(Protocol):
     def condition(self, step: "Step", rule: dict[str, Any]) -> bool:
         """Whether a Choice rule matches."""
 
+    def effective_input(self, step: "Step") -> Any:
+        """The input the runner works on (after InputPath in JSONPath)."""
+
+    def shape(self, step: "Step", result: Any, shapes_result: bool) -> Any:
+        """The state's output from the runner's result."""
+
+    def assignments(self, step: "Step", assign: Any, result: Any, shapes_result: bool) -> dict[str, Any]:
+        """An Assign block's values."""
+
+    def caught(self, step: "Step", catcher: dict[str, Any], error_output: dict[str, Any]) -> Any:
+        """A Catcher's output."""
+
+    def caught_assignments(self, step: "Step", catcher: dict[str, Any], error_output: dict[str, Any]) -> dict[str, Any]:
+        """A Catcher's Assign values."""
+
 
 @dataclass
 class Step:
