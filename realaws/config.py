@@ -121,7 +121,8 @@ class RendezvousSettings:
     domain: str | None = None  # e.g. rendezvous.example.com; None = workers dial the task's IP
     hosted_zone_id: str | None = None  # default: the public zone whose name ends the domain
     record_ttl_s: int = 30  # short: the record changes whenever the task is replaced
-    ingress_cidr: str = "0.0.0.0/0"  # Lambda egress IPs are not fixed, so the world by default
+    ingress_cidr: str = "0.0.0.0/0"  # pairing port only: Lambda egress IPs are not fixed, so the world by default
+    allow_v1: bool = False  # TCPunch v1 clients cannot authenticate: off unless asked for
     vpc_id: str | None = None  # default: the region's default VPC
     subnet_ids: list[str] = field(default_factory=list)  # default: the default VPC's subnets
 
@@ -339,6 +340,15 @@ class StackNames:
     @property
     def security_group(self) -> str:
         return f"{self.stack}-rendezvous"
+
+    @property
+    def rendezvous_secret_parameter(self) -> str:
+        """The SSM parameter (SecureString) holding the rendezvous shared secret."""
+        return f"/{self.stack}/rendezvous/secret"
+
+    @property
+    def rendezvous_secret_parameter_arn(self) -> str:
+        return f"arn:{self.partition}:ssm:{self.region}:{self.account}:parameter{self.rendezvous_secret_parameter}"
 
     @property
     def rendezvous_log_group(self) -> str:

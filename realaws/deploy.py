@@ -10,12 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from realaws import (bucket, dns, functions, iam, images, loggroups, packaging, policies, rendezvous, stackstate,
-                     statemachine)
+from realaws import (bucket, dns, functions, iam, images, loggroups, packaging, policies, rendezvous,
+                     rendezvous_secret, stackstate, statemachine)
 from realaws.config import HANDLERS, ROLE_TAG, ROLES, StackConfig, StackNames
 from realaws.errors import AwsError
 from realaws.session import AwsContext
 from realaws.waiters import WaitTimeout
+from rendezvous.protocol import SECRET_ENV
 
 
 @dataclass
@@ -100,13 +101,21 @@ def deploy(ctx: AwsContext, cfg: StackConfig, *, say: Callable[[str], None] = la
         zip_code = packaging.stage_zip_code(lam, s3, names, cfg.package)
         result.add("code zip", f"s3://{names.bucket}/{zip_code.s3_key}", False)
 
+    # The rendezvous secret: made once, kept in SSM; the server and the worker get it from their configuration.
+    worker_env: dict[str, str] = {}
+    if cfg.rendezvous.enabled:
+        say(f"rendezvous secret (SSM SecureString {names.rendezvous_secret_parameter})")
+        value, created = rendezvous_secret.ensure_secret(ctx.client("ssm"), names, tags)
+        result.add("rendezvous secret", names.rendezvous_secret_parameter, created)
+        worker_env[SECRET_ENV] = value
+
     for role in ROLES:
         name = names.function(role)
         say(f"function {name}")
         arn, created = functions.ensure_function(
             lam, name=name, role_arn=lambda_role, handler=HANDLERS[role], settings=cfg.functions[role],
             package=cfg.package, image_uri=image_uri, zip_code=zip_code, bucket=names.bucket,
-            tags={**tags, ROLE_TAG: role})
+            tags={**tags, ROLE_TAG: role}, environment=worker_env if role == "worker" else None)
         result.add(f"function {role}", arn, created)
 
     say(f"state machine {names.state_machine}")

@@ -28,11 +28,16 @@ def _code_params(handler: str, package: PackageSettings, image_uri: str | None, 
 
 def ensure_function(lam: Any, *, name: str, role_arn: str, handler: str, settings: FunctionSettings,
                     package: PackageSettings, image_uri: str | None, zip_code: ZipCode | None, bucket: str,
-                    tags: dict[str, str], wait_s: float = FUNCTION_WAIT_S) -> tuple[str, bool]:
-    """Create the function or update its code and configuration in place; returns (ARN, created)."""
+                    tags: dict[str, str], wait_s: float = FUNCTION_WAIT_S,
+                    environment: dict[str, str] | None = None) -> tuple[str, bool]:
+    """Create the function or update its code and configuration in place; returns (ARN, created).
+
+    ``environment`` replaces the function's environment variables (Lambda encrypts them at rest).
+    """
     code, config = _code_params(handler, package, image_uri, zip_code, bucket)
     sizing = {"Role": role_arn, "MemorySize": settings.memory_mb, "Timeout": settings.timeout_s,
-              "EphemeralStorage": {"Size": settings.ephemeral_storage_mb}}
+              "EphemeralStorage": {"Size": settings.ephemeral_storage_mb},
+              "Environment": {"Variables": dict(environment or {})}}
     existing = _get(lam, name)
     if existing is not None and existing["Configuration"].get("PackageType", "Zip") != package_type(package):
         # Lambda cannot switch a function between image and zip: replace it.

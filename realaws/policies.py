@@ -83,10 +83,15 @@ def ecr_repository_arn(image_uri: str, names: StackNames) -> str | None:
 
 
 def ecs_execution_policy(names: StackNames, image_uri: str) -> dict[str, Any]:
-    """Fargate's agent: pull the rendezvous image and write the task's log group."""
+    """Fargate's agent: pull the rendezvous image, write the task's log group, read the shared secret.
+
+    ``ssm:GetParameters`` on the one parameter is what ECS needs for a container
+    ``secrets`` entry; the AWS managed ``aws/ssm`` key needs no ``kms:Decrypt`` grant.
+    """
     statements = [
         _allow("Logs", ["logs:CreateLogStream", "logs:PutLogEvents"],
                [names.log_group_arn(names.rendezvous_log_group) + ":*"]),
+        _allow("ReadRendezvousSecret", ["ssm:GetParameters"], [names.rendezvous_secret_parameter_arn]),
     ]
     repo_arn = ecr_repository_arn(image_uri, names)
     if repo_arn:

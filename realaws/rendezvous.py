@@ -8,6 +8,7 @@ from typing import Any
 from realaws.config import STACK_TAG, RendezvousSettings, StackNames
 from realaws.errors import AwsError, error_code
 from realaws.waiters import boto_wait, retry_on
+from rendezvous.protocol import SECRET_ENV
 
 CONTAINER = "rendezvous"
 TASK_ROOT = "/var/task"  # LAMBDA_TASK_ROOT of the worker image, where `rendezvous/` is
@@ -17,6 +18,7 @@ TASK_ROOT = "/var/task"  # LAMBDA_TASK_ROOT of the worker image, where `rendezvo
 class Network:
     vpc_id: str
     subnet_ids: tuple[str, ...]
+    cidrs: tuple[str, ...] = ()  # the VPC's IPv4 blocks: who may reach the health port
 
 
 def find_network(ec2: Any, settings: RendezvousSettings) -> Network:
@@ -31,14 +33,19 @@ def find_network(ec2: Any, settings: RendezvousSettings) -> Network:
         if not vpcs:
             raise AwsError("the region has no default VPC: set rendezvous.vpc_id and rendezvous.subnet_ids "
                            "(public subnets, so the task gets a public IP)")
-        vpc_id = vpcs[0]["VpcId"]
+    else:
+        vpcs = ec2.describe_vpcs(VpcIds=[vpc_id])["Vpcs"]
+    vpc_id = vpcs[0]["VpcId"]
+    cidrs = tuple(sorted({a["CidrBlock"] for a in vpcs[0].get("CidrBlockAssociationSet", [])
+                          if a.get("CidrBlockState", {}).get("State", "associated") == "associated"}
+                         | {vpcs[0]["CidrBlock"]}))
     subnets = list(settings.subnet_ids)
     if not subnets:
         found = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["Subnets"]
         subnets = sorted(s["SubnetId"] for s in found if s.get("MapPublicIpOnLaunch") or s.get("DefaultForAz"))
         if not subnets:
             raise AwsError(f"VPC {vpc_id} has no public subnets: set rendezvous.subnet_ids")
-    return Network(vpc_id=vpc_id, subnet_ids=tuple(subnets))
+    return Network(vpc_id=vpc_id, subnet_ids=tuple(subnets), cidrs=cidrs)
 
 
 def _find_security_group(ec2: Any, names: StackNames, vpc_id: str | None = None) -> dict[str, Any] | None:
@@ -51,7 +58,8 @@ def _find_security_group(ec2: Any, names: StackNames, vpc_id: str | None = None)
 
 def ensure_security_group(ec2: Any, names: StackNames, network: Network, settings: RendezvousSettings,
                           tags: dict[str, str]) -> str:
-    """A security group open inbound only on the rendezvous and health ports; returns its id."""
+    """A security group open inbound only on the pairing port (``ingress_cidr``) and, from inside the VPC
+    only, the health port (ECS's health check runs in the task itself); returns its id."""
     group = _find_security_group(ec2, names, network.vpc_id)
     tag_list = [{"Key": k, "Value": v} for k, v in sorted({**tags, "Name": names.security_group}.items())]
     if group is None:
@@ -63,10 +71,11 @@ def ensure_security_group(ec2: Any, names: StackNames, network: Network, setting
     else:
         group_id = group["GroupId"]
         ec2.create_tags(Resources=[group_id], Tags=tag_list)
-    wanted = [{"IpProtocol": "tcp", "FromPort": port, "ToPort": port,
-               "IpRanges": [{"CidrIp": settings.ingress_cidr, "Description": label}]}
-              for port, label in ((settings.port, "rendezvous pairing"), (settings.health_port, "rendezvous health"))]
-    want = {("tcp", p["FromPort"], p["ToPort"], settings.ingress_cidr) for p in wanted}
+    rules = [(settings.port, settings.ingress_cidr, "rendezvous pairing")]
+    rules += [(settings.health_port, cidr, "rendezvous health, VPC only") for cidr in network.cidrs]
+    wanted = [{"IpProtocol": "tcp", "FromPort": port, "ToPort": port, "IpRanges": [{"CidrIp": cidr, "Description": label}]}
+              for port, cidr, label in rules]
+    want = {("tcp", port, port, cidr) for port, cidr, _ in rules}
     # Anything else (an old port, a hand-added rule) is revoked: only these two ports stay open.
     have: set[tuple[Any, ...]] = set()
     stale: list[dict[str, Any]] = []
@@ -83,7 +92,7 @@ def ensure_security_group(ec2: Any, names: StackNames, network: Network, setting
                 stale.append({**base, source: perm[source]})
     if stale:
         ec2.revoke_security_group_ingress(GroupId=group_id, IpPermissions=stale)
-    missing = [p for p in wanted if ("tcp", p["FromPort"], p["ToPort"], settings.ingress_cidr) not in have]
+    missing = [p for p in wanted if ("tcp", p["FromPort"], p["ToPort"], p["IpRanges"][0]["CidrIp"]) not in have]
     if missing:
         ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=missing)
     return str(group_id)
@@ -102,7 +111,11 @@ def ensure_cluster(ecs: Any, names: StackNames, tags: dict[str, str]) -> str:
 
 
 def container_definition(names: StackNames, settings: RendezvousSettings, image_uri: str, region: str) -> dict[str, Any]:
-    """The one container: the repository's server, `python -m rendezvous serve`, as in local runs."""
+    """The one container: the repository's server, `python -m rendezvous serve`, as in local runs.
+
+    The shared secret reaches it as ``LAMBDATWIN_RENDEZVOUS_SECRET`` from the SSM
+    parameter (ECS resolves ``secrets`` at task start); v1 only with ``allow_v1``.
+    """
     return {
         "name": CONTAINER,
         "image": image_uri,
@@ -111,7 +124,9 @@ def container_definition(names: StackNames, settings: RendezvousSettings, image_
         "memory": settings.memory_mb,
         # The worker image's entrypoint is the Lambda runtime; run the server instead.
         "entryPoint": ["python3", "-m", "rendezvous", "serve"],
-        "command": ["--port", str(settings.port), "--health-port", str(settings.health_port)],
+        "command": ["--port", str(settings.port), "--health-port", str(settings.health_port), "--require-secret"]
+                   + (["--allow-v1"] if settings.allow_v1 else []),
+        "secrets": [{"name": SECRET_ENV, "valueFrom": names.rendezvous_secret_parameter_arn}],
         "workingDirectory": TASK_ROOT,
         "portMappings": [{"containerPort": settings.port, "protocol": "tcp"},
                          {"containerPort": settings.health_port, "protocol": "tcp"}],

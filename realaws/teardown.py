@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from realaws import bucket, dns, functions, iam, images, loggroups, packaging, rendezvous, statemachine
+from realaws import (bucket, dns, functions, iam, images, loggroups, packaging, rendezvous, rendezvous_secret,
+                     statemachine)
 from realaws.config import ROLES, STACK_TAG, StackConfig, StackNames
 from realaws.errors import AwsError, explain
 from realaws.session import AwsContext
@@ -76,6 +77,10 @@ def teardown(ctx: AwsContext, cfg: StackConfig, *, say: Callable[[str], None] = 
          lambda: _owner_check(cfg.name, rendezvous.cluster_stack(ecs, names), "cluster")
          and rendezvous.delete_cluster(ecs, names))
     step(f"security group {names.security_group}", lambda: _delete_security_group(ec2, names, cfg.name, wait_s))
+    ssm = ctx.client("ssm")
+    step(f"SSM parameter {names.rendezvous_secret_parameter}",
+         lambda: _owner_check(cfg.name, rendezvous_secret.secret_stack(ssm, names), "parameter")
+         and rendezvous_secret.delete_secret(ssm, names))
     step(f"state machine {names.state_machine}",
          lambda: _owner_check(cfg.name, statemachine.state_machine_stack(sfn, sm_arn), "state machine")
          and statemachine.delete_state_machine(sfn, sm_arn))

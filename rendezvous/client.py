@@ -61,8 +61,16 @@ def _reusable_socket() -> socket.socket:
     return sock
 
 
-def _request(server: tuple[str, int], message: dict, deadline: float) -> tuple[socket.socket, dict]:
-    """Connect (retrying with backoff until ``deadline``) and send one v2 request; returns the first reply."""
+def _request(server: tuple[str, int], message: dict, deadline: float,
+             secret: bytes | None = None) -> tuple[socket.socket, dict]:
+    """Connect (retrying with backoff until ``deadline``) and send one v2 request; returns the first reply.
+
+    Each attempt signs the request anew (tokens are single-use).
+
+    Raises:
+        PairingTimeout: the server is not reachable before ``deadline``.
+        PairingError: the server's reply is not the protocol.
+    """
     delay = 0.05
     while True:
         sock = _reusable_socket()
@@ -70,9 +78,13 @@ def _request(server: tuple[str, int], message: dict, deadline: float) -> tuple[s
         try:
             sock.settimeout(max(0.05, deadline - time.monotonic()))
             sock.connect(server)
-            sock.sendall(P.client_frame({**message, "private": [_local_ip(sock), sock.getsockname()[1]]}
-                                        if message["op"] == "pair" else message))
+            request = {**message, "private": [_local_ip(sock), sock.getsockname()[1]]} \
+                if message["op"] == "pair" else message
+            sock.sendall(P.client_frame(P.sign(request, secret) if secret is not None else request))
             return sock, P.recv_server_frame(sock)
+        except P.ProtocolError as exc:
+            sock.close()
+            raise PairingError(f"rendezvous server {server[0]}:{server[1]} answered outside the protocol: {exc}") from None
         except (ConnectionRefusedError, ConnectionResetError, socket.timeout, OSError) as exc:
             sock.close()
             if time.monotonic() + delay >= deadline:
@@ -95,6 +107,10 @@ def _await_peer(sock: socket.socket, reply: dict, deadline: float, name: str) ->
             reply = P.recv_server_frame(sock)
         except socket.timeout:
             raise PairingTimeout(f"no peer joined {name!r} before the deadline") from None
+        except P.ProtocolError as exc:
+            raise PairingError(f"rendezvous server answered outside the protocol: {exc}") from None
+        except ConnectionError as exc:
+            raise PairingError(f"rendezvous server closed the connection while {name!r} waited: {exc}") from None
     if reply.get("status") == "paired":
         return reply
     if reply.get("status") == "timeout":
@@ -120,18 +136,13 @@ def pair(name: str, server: str, timeout: float = 30.0, *, job: str = "", secret
     deadline = time.monotonic() + timeout
     address = resolve(server)
     message = {"v": 2, "op": "relay" if relay else "pair", "name": name, "job": job}
-    if secret is not None:
-        message["token"] = P.auth_token(secret, job, name)
-    sock, reply = _request(address, message, deadline)
+    sock, reply = _request(address, message, deadline, secret)
     try:
         reply = _await_peer(sock, reply, deadline, name)
+        public, peer_public, peer_private = _addresses(reply)
     except BaseException:
         sock.close()
         raise
-    public = tuple(reply["public"])
-    peer_public = tuple(reply["peer"]["public"])
-    private = reply["peer"].get("private")
-    peer_private = tuple(private) if private else None
     if relay:
         sock.settimeout(None)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -144,6 +155,25 @@ def pair(name: str, server: str, timeout: float = 30.0, *, job: str = "", secret
     finally:
         sock.close()
     return Pairing(direct, "direct", public, peer_public, peer_private)
+
+
+def _addresses(reply: dict) -> tuple[tuple[str, int], tuple[str, int], tuple[str, int] | None]:
+    """(own public, peer public, peer private) of a "paired" reply, validated.
+
+    Raises:
+        PairingError: an address is malformed (a hostile or broken server must not crash the client).
+    """
+    try:
+        public = P.parse_endpoint(reply.get("public"), "the server's view of this client")
+        peer = reply.get("peer")
+        if not isinstance(peer, dict):
+            raise P.ProtocolError(f"\"peer\" must be an object, got {peer!r:.60}")
+        peer_public = P.parse_endpoint(peer.get("public"), "the peer's public address")
+        private = peer.get("private")
+        peer_private = P.parse_endpoint(private, "the peer's private address") if private is not None else None
+    except P.ProtocolError as exc:
+        raise PairingError(f"rendezvous server sent an invalid address: {exc}") from None
+    return public, peer_public, peer_private
 
 
 def _punch(local_port: int, public: tuple, peer_public: tuple, peer_private: tuple | None, deadline: float,
@@ -240,14 +270,12 @@ def _wait_ready(readable: list[socket.socket], writable: list[socket.socket], ti
 def cancel(name: str, server: str, *, job: str = "", secret: bytes | None = None, timeout: float = 5.0) -> bool:
     """Withdraw a waiting request; True when one was waiting."""
     message = {"v": 2, "op": "cancel", "name": name, "job": job}
-    if secret is not None:
-        message["token"] = P.auth_token(secret, job, name)
-    sock, reply = _request(resolve(server), message, time.monotonic() + timeout)
+    sock, reply = _request(resolve(server), message, time.monotonic() + timeout, secret)
     sock.close()
     return reply.get("status") == "cancelled"
 
 
-def secret_from_env(variable: str = "LAMBDATWIN_RENDEZVOUS_SECRET") -> bytes | None:
+def secret_from_env(variable: str = P.SECRET_ENV) -> bytes | None:
     """The shared secret from the environment, if set."""
     value = os.environ.get(variable)
     return value.encode() if value else None

@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import threading
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
+from rendezvous.cli import new_event_loop
 from rendezvous.server import RendezvousServer, ServerConfig
 
 
 @contextmanager
-def running_server(**config) -> Iterator[RendezvousServer]:
-    """Start a server on 127.0.0.1 (ephemeral ports) and stop it afterwards."""
-    loop = asyncio.new_event_loop()
+def running_server(loop_factory: Callable[[], asyncio.AbstractEventLoop] = new_event_loop,
+                   **config) -> Iterator[RendezvousServer]:
+    """Start a server on 127.0.0.1 (ephemeral ports), on the event loop the CLI uses, and stop it afterwards."""
+    loop = loop_factory()
     server = RendezvousServer(ServerConfig(host="127.0.0.1", port=0, health_port=0, **config))
     ready = threading.Event()
 

@@ -153,3 +153,51 @@ def test_a_silent_peer_is_a_clear_timeout_not_a_hang(server):
 
     waited, _ = run_ranks(2, work, server, timeout=1)
     assert 0.9 <= waited < 2.5
+
+
+# -- issue 14: a hostile or broken peer gets a clear error, not a crash --------------------------------
+
+def _communicator_with_raw_peer(**kw):
+    """Rank 0 connected to a raw socket that plays rank 1."""
+    from worker.collectives import _Peer
+
+    ours, theirs = socket.socketpair()
+    comm = Communicator(0, 2, "raw", rendezvous="127.0.0.1:1", timeout=5, **kw)
+    comm.peers[1] = _Peer(ours, "direct")
+    return comm, theirs
+
+
+def _message(meta: bytes, nbytes: int, payload: bytes = b"") -> bytes:
+    import struct
+
+    return struct.pack("!I", len(meta)) + meta + struct.pack("!Q", nbytes) + payload
+
+
+@pytest.mark.parametrize("raw, match", [
+    (_message(b'{"t":"nd","dtype":"<f4","shape":[1]}', 2**62), "announced a message of 4611686018427387904 bytes"),
+    (b"\xff\xff\xff\xf0", "header of 4294967280 bytes"),
+    (_message(b"not json", 0), "not JSON"),
+    (_message(b'{"t":"pickle"}', 0), "not one of kinds"),
+    (_message(b'{"t":"nd","dtype":"O","shape":[1]}', 8, b"\0" * 8), "numeric"),
+    (_message(b'{"t":"nd","dtype":"<f8","shape":[3]}', 5, b"\0" * 5), "does not fill"),
+    (_message(b'{"t":"nd","dtype":"bogus","shape":[1]}', 1, b"\0"), "not a numpy dtype"),
+    (_message(b'{"t":"json"}', 3, b"{{{"), "payload is not JSON"),
+], ids=["huge-payload", "huge-header", "meta-not-json", "unknown-kind", "object-dtype", "shape-mismatch",
+        "bogus-dtype", "payload-not-json"])
+def test_malformed_messages_raise_a_collective_error(raw, match):
+    comm, theirs = _communicator_with_raw_peer()
+    with comm, theirs:
+        theirs.sendall(raw)
+        with pytest.raises(CollectiveError, match=match):
+            comm.recv(1)
+
+
+def test_a_message_over_the_configured_limit_is_refused_before_allocation():
+    comm, theirs = _communicator_with_raw_peer(max_message_bytes=1024)
+    with comm, theirs:
+        theirs.sendall(_message(b'{"t":"nd","dtype":"<f4","shape":[1000]}', 4000))
+        with pytest.raises(CollectiveError, match="over the limit of 1024"):
+            comm.recv(1)
+        theirs.sendall(_message(b'{"t":"nd","dtype":"<f4","shape":[4]}', 2**40))
+        with pytest.raises(CollectiveError, match="announced"):
+            comm.recv_into(1, np.empty(4, dtype=np.float32))

@@ -148,4 +148,7 @@ def test_deploy_run_collect_writes_the_emulators_record_and_no_secret(aws_execut
     # Nothing secret lands on disk: not the credentials of the session, not what a handler printed.
     text = all_files_text(collected.run_dir)
     assert FAKE_SECRET not in text and FAKE_KEY_ID not in text
+    # Nor the rendezvous secret deploy generated (it is in no execution input).
+    rendezvous_secret = ctx.client("ssm").get_parameter(Name=f"/{STACK}/rendezvous/secret", WithDecryption=True)
+    assert rendezvous_secret["Parameter"]["Value"] not in text
     assert "REPORT RequestId: aaaaaaaa-0000-0000-0000-000000000001" in text, "the log streams are kept"

@@ -100,9 +100,12 @@ def test_deploy_creates_every_resource_tagged(aws):
     assert {"key": STACK_TAG, "value": STACK} in ecs.list_tags_for_resource(resourceArn=service["serviceArn"])["tags"]
     group = ec2.describe_security_groups(GroupIds=[result.resources["security group"]])["SecurityGroups"][0]
     assert {"Key": STACK_TAG, "Value": STACK} in group["Tags"]
-    # Inbound: exactly the pairing and health ports.
+    # Inbound: exactly the pairing port from anywhere and the health port from the VPC only.
     assert sorted((p["IpProtocol"], p["FromPort"], p["ToPort"]) for p in group["IpPermissions"]) == \
         [("tcp", 8080, 8080), ("tcp", 10000, 10000)]
+    vpc_cidr = ec2.describe_vpcs(VpcIds=[group["VpcId"]])["Vpcs"][0]["CidrBlock"]
+    ranges = {p["FromPort"]: [r["CidrIp"] for r in p["IpRanges"]] for p in group["IpPermissions"]}
+    assert ranges == {10000: ["0.0.0.0/0"], 8080: [vpc_cidr]}
     assert deployed_config(s3, aws.names(STACK))["rendezvous"]["domain"] == DOMAIN
 
 
@@ -117,7 +120,8 @@ def test_rendezvous_task_definition_runs_the_repository_server(aws):
     assert "taskRoleArn" not in definition  # the server calls no AWS API: no task role at all
     assert container["image"] == f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{STACK}:latest"
     assert container["entryPoint"] == ["python3", "-m", "rendezvous", "serve"]
-    assert container["command"] == ["--port", "10000", "--health-port", "8080"]
+    # It refuses to start without its secret, and v1 (no --allow-v1) is off.
+    assert container["command"] == ["--port", "10000", "--health-port", "8080", "--require-secret"]
     assert sorted(p["containerPort"] for p in container["portMappings"]) == [8080, 10000]
     assert "/livez" in " ".join(container["healthCheck"]["command"])
     assert container["logConfiguration"]["options"]["awslogs-group"] == f"/ecs/{STACK}-rendezvous"
@@ -167,8 +171,11 @@ def test_states_role_invokes_exactly_the_three_functions(aws):
 def test_ecs_execution_role_and_repository_policy(aws):
     _deployed(aws)
     st = _statements(_role_policy(aws, f"{STACK}-ecs-exec"))
-    assert set(st) == {"Logs", "EcrAuth", "PullImage"}
+    assert set(st) == {"Logs", "EcrAuth", "PullImage", "ReadRendezvousSecret"}
     assert st["Logs"]["Resource"] == [f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/ecs/{STACK}-rendezvous:*"]
+    # ECS resolves the container's secret with the execution role: this one parameter, read only.
+    assert st["ReadRendezvousSecret"]["Action"] == ["ssm:GetParameters"]
+    assert st["ReadRendezvousSecret"]["Resource"] == [f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/{STACK}/rendezvous/secret"]
     # GetAuthorizationToken supports no resource scoping; it is the only "*" in the stack.
     assert st["EcrAuth"] == {"Sid": "EcrAuth", "Effect": "Allow", "Action": ["ecr:GetAuthorizationToken"], "Resource": ["*"]}
     assert st["PullImage"]["Resource"] == [f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{STACK}"]
@@ -250,3 +257,41 @@ def test_worker_image_uri_defaults_to_the_stack_repository(aws):
     assert deploy_mod.worker_image_uri(cfg, names) == f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{STACK}:latest"
     own = stack_config(**{"package.image_uri": "111122223333.dkr.ecr.eu-west-1.amazonaws.com/team/worker:v3"})
     assert deploy_mod.worker_image_uri(own, names).endswith("team/worker:v3")
+
+
+def test_deploy_generates_the_rendezvous_secret_and_wires_it_by_reference(aws):
+    cfg, first, _ = _deployed(aws)
+    ssm, lam, ecs = aws.client("ssm"), aws.client("lambda"), aws.client("ecs")
+    parameter = f"/{STACK}/rendezvous/secret"
+    stored = ssm.get_parameter(Name=parameter, WithDecryption=True)["Parameter"]
+    assert stored["Type"] == "SecureString" and len(stored["Value"]) >= 40  # 32 random bytes, URL-safe base64
+    tags = ssm.list_tags_for_resource(ResourceType="Parameter", ResourceId=parameter)["TagList"]
+    assert {"Key": STACK_TAG, "Value": STACK} in tags
+    assert first.resources["rendezvous secret"] == parameter and "rendezvous secret" in first.created
+    # The server reads it from the parameter at task start: the task definition holds a reference, not the value.
+    td = ecs.describe_task_definition(taskDefinition=f"{STACK}-rendezvous")["taskDefinition"]
+    container = td["containerDefinitions"][0]
+    assert container["secrets"] == [{"name": "LAMBDATWIN_RENDEZVOUS_SECRET",
+                                     "valueFrom": f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter{parameter}"}]
+    assert stored["Value"] not in json.dumps(td, default=str)
+    # The worker function gets it in its (KMS-encrypted) environment; the other two do not need it.
+    env = lam.get_function_configuration(FunctionName=f"{STACK}-worker").get("Environment", {}).get("Variables", {})
+    assert env == {"LAMBDATWIN_RENDEZVOUS_SECRET": stored["Value"]}
+    for role in ("initialize", "summarize"):
+        other = lam.get_function_configuration(FunctionName=f"{STACK}-{role}").get("Environment", {}).get("Variables", {})
+        assert "LAMBDATWIN_RENDEZVOUS_SECRET" not in other
+    # Nowhere in what deploy saves for run/teardown, nor in the state machine.
+    assert stored["Value"] not in json.dumps(deployed_config(aws.client("s3"), aws.names(STACK)))
+    definition = aws.client("stepfunctions").describe_state_machine(
+        stateMachineArn=f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{STACK}-data-parallel")["definition"]
+    assert stored["Value"] not in definition
+    # A second deploy keeps the same secret (running jobs keep working).
+    again = deploy(aws, cfg, wait_rendezvous_s=0)
+    assert "rendezvous secret" not in again.created
+    assert ssm.get_parameter(Name=parameter, WithDecryption=True)["Parameter"]["Value"] == stored["Value"]
+
+
+def test_protocol_v1_only_when_asked_for(aws):
+    _deployed(aws, **{"rendezvous.allow_v1": True})
+    td = aws.client("ecs").describe_task_definition(taskDefinition=f"{STACK}-rendezvous")["taskDefinition"]
+    assert td["containerDefinitions"][0]["command"][-1] == "--allow-v1"

@@ -54,6 +54,8 @@ def _leftovers(ctx, zone: str) -> dict[str, list]:
         "buckets": [b["Name"] for b in s3.list_buckets()["Buckets"] if b["Name"] == BUCKET],
         "dns": [r["Name"] for r in r53.list_resource_record_sets(HostedZoneId=zone)["ResourceRecordSets"]
                 if r["Type"] == "A" and r["Name"].rstrip(".") == DOMAIN],
+        "parameters": [p["Name"] for p in ctx.client("ssm").describe_parameters()["Parameters"]
+                       if p["Name"].startswith(f"/{STACK}/")],
     }
 
 
@@ -63,7 +65,7 @@ def test_teardown_removes_everything_and_is_idempotent(aws):
     put_log_lines(aws, f"/aws/lambda/{STACK}-worker", "2026/11/25/[$LATEST]abc", ["START RequestId: x"])
     before = _leftovers(aws, zone)
     assert all(before[kind] for kind in ("functions", "roles", "state machines", "clusters", "repositories",
-                                         "security groups", "buckets", "dns")), before
+                                         "security groups", "buckets", "dns", "parameters")), before
 
     first = teardown(aws, cfg, wait_s=5)
     assert first.complete, first.not_removed

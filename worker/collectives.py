@@ -16,14 +16,17 @@ lost from a small outbox; a second loss fails with a clear error.
 Algorithms: dissemination barrier; binomial-tree bcast and reduce; allreduce
 by recursive doubling (non-powers of two folded in first) for small arrays and
 by ring reduce-scatter + allgather for large ones; linear gather and scatter.
+Small messages of a ``sendrecv`` go out inline (they fit the socket buffer);
+large ones from one long-lived sender thread. Every received header is checked
+(sizes, metadata) before anything is allocated for it.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import socket
 import struct
+import sys
 import threading
 import time
 from collections import deque
@@ -32,13 +35,17 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from rendezvous.client import PairingTimeout, pair
+from rendezvous.client import PairingTimeout, pair, secret_from_env
 
 OPS = {"sum": np.add, "min": np.minimum, "max": np.maximum, "prod": np.multiply}
 RING_THRESHOLD_BYTES = 64 * 1024
+INLINE_SEND_BYTES = 64 * 1024  # sendrecv sends messages up to this size without a helper thread
 DEFAULT_PUNCH_TIMEOUT_S = 10.0  # cone NATs open a path in milliseconds; symmetric ones never do
+DEFAULT_MAX_MESSAGE_BYTES = 1 << 30  # a larger announced message is refused before anything is allocated
+MAX_META_BYTES = 64 * 1024
 _HEADER = struct.Struct("!I")
 _PAYLOAD = struct.Struct("!Q")
+_KINDS = ("json", "nd", "torch")
 _OUTBOX = 4  # messages kept per peer for a resend after a re-pair
 
 
@@ -56,27 +63,60 @@ class _Peer:
         self.lock = threading.Lock()
 
 
-def _encode(obj: Any) -> tuple[bytes, memoryview]:
-    try:
-        import torch
+def _torch() -> Any:
+    """The torch module if the process has imported it (a tensor implies it has); never imports it."""
+    return sys.modules.get("torch")
 
-        if isinstance(obj, torch.Tensor):
-            array = obj.detach().cpu().contiguous().numpy()
-            meta = {"t": "torch", "dtype": array.dtype.str, "shape": list(array.shape)}
-            return json.dumps(meta).encode(), memoryview(np.ascontiguousarray(array)).cast("B")
-    except ImportError:
-        pass
+
+def _encode(obj: Any) -> tuple[bytes, memoryview]:
     if isinstance(obj, np.ndarray):
         array = np.ascontiguousarray(obj)
         meta = {"t": "nd", "dtype": array.dtype.str, "shape": list(array.shape)}
         return json.dumps(meta).encode(), memoryview(array).cast("B") if array.size else memoryview(b"")
+    torch = _torch()
+    if torch is not None and isinstance(obj, torch.Tensor):
+        array = obj.detach().cpu().contiguous().numpy()
+        meta = {"t": "torch", "dtype": array.dtype.str, "shape": list(array.shape)}
+        return json.dumps(meta).encode(), memoryview(np.ascontiguousarray(array)).cast("B")
     return json.dumps({"t": "json"}).encode(), memoryview(json.dumps(obj).encode())
+
+
+def _parse_meta(raw: bytes | bytearray, nbytes: int) -> dict:
+    """A message's metadata, checked against its payload size.
+
+    Raises:
+        ValueError: the metadata is not JSON of a known kind, names a non-numeric
+            dtype, or its shape does not match the payload's size.
+    """
+    try:
+        meta = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"message metadata is not JSON ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("t") not in _KINDS:
+        raise ValueError(f"message metadata {str(meta)[:80]!r} is not one of kinds {_KINDS}")
+    if meta["t"] == "json":
+        return meta
+    try:
+        dtype = np.dtype(meta.get("dtype"))
+    except (TypeError, ValueError):
+        raise ValueError(f"message dtype {str(meta.get('dtype'))[:40]!r} is not a numpy dtype") from None
+    shape = meta.get("shape")
+    if dtype.kind not in "biufc" or not isinstance(shape, list) \
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+        raise ValueError(f"message array {str(meta)[:80]!r} must be numeric with a list of non-negative dimensions")
+    if int(np.prod(shape, dtype=object)) * dtype.itemsize != nbytes:
+        raise ValueError(f"message array of shape {shape[:8]} and dtype {dtype} does not fill its {nbytes} bytes")
+    meta["dtype"] = dtype
+    return meta
 
 
 def _decode(meta: dict, payload: bytearray) -> Any:
     if meta["t"] == "json":
-        return json.loads(payload)
-    array = np.frombuffer(payload, dtype=np.dtype(meta["dtype"])).reshape(meta["shape"])
+        try:
+            return json.loads(payload)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"message payload is not JSON ({exc})") from None
+    array = np.frombuffer(payload, dtype=meta["dtype"]).reshape(meta["shape"])
     if meta["t"] == "torch":
         import torch
 
@@ -121,11 +161,15 @@ class Communicator:
             peers reached the rendezvous, before it falls back to the relay
             (a symmetric NAT never opens a path; waiting longer only wastes
             billed time).
+        max_message_bytes: the largest message a peer may announce; a larger
+            (or malformed) header is refused with :class:`CollectiveError`
+            before anything is allocated.
     """
 
     def __init__(self, rank: int, world_size: int, job_id: str, *, rendezvous: str, channel: str = "direct",
                  secret: bytes | None = None, timeout: float = 60.0, fallback: bool = True,
-                 punch_timeout: float = DEFAULT_PUNCH_TIMEOUT_S) -> None:
+                 punch_timeout: float = DEFAULT_PUNCH_TIMEOUT_S,
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is outside world size {world_size}")
         if channel not in ("direct", "relay"):
@@ -134,10 +178,12 @@ class Communicator:
         self.rendezvous, self.channel, self.secret = rendezvous, channel, secret
         self.timeout, self.fallback = timeout, fallback
         self.punch_timeout = min(punch_timeout, timeout)
+        self.max_message_bytes = max_message_bytes
         self.peers: dict[int, _Peer] = {}
         self.pairing_seconds = 0.0
         self._pair_lock = threading.Lock()
         self._scratch_buffer: np.ndarray | None = None
+        self._sender: ThreadPoolExecutor | None = None
 
     # -- connections -------------------------------------------------------------------
     def _name(self, peer: int, attempt: int = 0) -> str:
@@ -180,6 +226,9 @@ class Communicator:
         return {p: peer.channel for p, peer in sorted(self.peers.items())}
 
     def close(self) -> None:
+        if self._sender is not None:
+            self._sender.shutdown(wait=True)
+            self._sender = None
         for peer in self.peers.values():
             peer.sock.close()
         self.peers.clear()
@@ -192,20 +241,44 @@ class Communicator:
 
     # -- point to point, with one re-pair ----------------------------------------------------
     def _write(self, sock: socket.socket, meta: bytes, payload: memoryview) -> None:
-        sock.sendall(_HEADER.pack(len(meta)) + meta + _PAYLOAD.pack(len(payload)))
-        if len(payload):
-            sock.sendall(payload)
+        head = _HEADER.pack(len(meta)) + meta + _PAYLOAD.pack(len(payload))
+        if len(payload) <= INLINE_SEND_BYTES:
+            sock.sendall(head + payload)  # one segment for small messages (TCP_NODELAY is on)
+            return
+        sock.sendall(head)
+        sock.sendall(payload)
 
-    def _read(self, sock: socket.socket) -> Any:
+    def _read_head(self, sock: socket.socket, src: int) -> tuple[dict, int]:
+        """A message's metadata and payload size, validated before anything is allocated for it."""
         head = bytearray(_HEADER.size)
         _recv_into(sock, memoryview(head))
-        meta_bytes = bytearray(_HEADER.unpack(head)[0])
-        _recv_into(sock, memoryview(meta_bytes))
-        size = bytearray(_PAYLOAD.size)
-        _recv_into(sock, memoryview(size))
-        payload = bytearray(_PAYLOAD.unpack(size)[0])
+        meta_length = _HEADER.unpack(head)[0]
+        if meta_length > MAX_META_BYTES:
+            raise CollectiveError(f"rank {self.rank}: rank {src} sent a message header of {meta_length} bytes "
+                                  f"(at most {MAX_META_BYTES}); the peer is not speaking this protocol")
+        rest = bytearray(meta_length + _PAYLOAD.size)
+        _recv_into(sock, memoryview(rest))
+        nbytes = _PAYLOAD.unpack_from(rest, meta_length)[0]
+        if nbytes > self.max_message_bytes:
+            raise CollectiveError(f"rank {self.rank}: rank {src} announced a message of {nbytes} bytes, over the "
+                                  f"limit of {self.max_message_bytes} (Communicator max_message_bytes)")
+        try:
+            meta = _parse_meta(rest[:meta_length], nbytes)
+        except ValueError as exc:
+            raise CollectiveError(f"rank {self.rank}: rank {src} sent a malformed message: {exc}") from None
+        return meta, nbytes
+
+    def _read(self, sock: socket.socket, src: int) -> Any:
+        meta, nbytes = self._read_head(sock, src)
+        try:
+            payload = bytearray(nbytes)
+        except MemoryError:
+            raise CollectiveError(f"rank {self.rank}: no memory for the {nbytes}-byte message from rank {src}") from None
         _recv_into(sock, memoryview(payload))
-        return _decode(json.loads(meta_bytes), payload)
+        try:
+            return _decode(meta, payload)
+        except ValueError as exc:
+            raise CollectiveError(f"rank {self.rank}: rank {src} sent a malformed message: {exc}") from None
 
     def _repair(self, dest: int, peer: _Peer, cause: Exception) -> None:
         """Re-pair once after a lost connection and resend what the peer missed."""
@@ -231,8 +304,10 @@ class Communicator:
     def send(self, dest: int, obj: Any) -> None:
         """Send a numpy array, torch tensor or JSON value to ``dest``."""
         self.connect([dest])
+        self._send_encoded(dest, *_encode(obj))
+
+    def _send_encoded(self, dest: int, meta: bytes, payload: memoryview) -> None:
         peer = self.peers[dest]
-        meta, payload = _encode(obj)
         peer.outbox.append((peer.sent, meta, payload))
         peer.sent += 1
         try:
@@ -242,7 +317,7 @@ class Communicator:
 
     def recv(self, src: int) -> Any:
         """Receive the next message from ``src``."""
-        return self._receive(src, self._read)
+        return self._receive(src, lambda sock: self._read(sock, src))
 
     def recv_into(self, src: int, out: np.ndarray) -> None:
         """Receive the next message from ``src``, an array of ``out``'s dtype and size, straight into ``out``.
@@ -269,14 +344,8 @@ class Communicator:
         return value
 
     def _read_into(self, sock: socket.socket, src: int, out: np.ndarray) -> None:
-        head = bytearray(_HEADER.size)
-        _recv_into(sock, memoryview(head))
-        meta_bytes = bytearray(_HEADER.unpack(head)[0])
-        _recv_into(sock, memoryview(meta_bytes))
-        size = bytearray(_PAYLOAD.size)
-        _recv_into(sock, memoryview(size))
-        meta, nbytes = json.loads(meta_bytes), _PAYLOAD.unpack(size)[0]
-        if meta.get("t") not in ("nd", "torch") or np.dtype(meta["dtype"]) != out.dtype or nbytes != out.nbytes:
+        meta, nbytes = self._read_head(sock, src)
+        if meta["t"] not in ("nd", "torch") or meta["dtype"] != out.dtype or nbytes != out.nbytes:
             raise CollectiveError(f"rank {self.rank}: rank {src} sent {meta} of {nbytes} bytes where an array of "
                                   f"{out.dtype} x {out.size} was expected; the ranks disagree on the collective")
         if nbytes:
@@ -285,25 +354,26 @@ class Communicator:
     def sendrecv(self, obj: Any, dest: int, src: int, out: np.ndarray | None = None) -> Any:
         """Send to ``dest`` while receiving from ``src`` (no deadlock on large messages).
 
+        A small message goes out first from this thread (it fits the socket
+        buffer, so the send cannot block on the peer); a large one from a
+        long-lived sender thread while this thread receives.
+
         With ``out`` the received array lands in it (see :meth:`recv_into`) and None is returned.
         """
         self.connect([dest, src])
-        error: list[BaseException] = []
-
-        def send() -> None:
-            try:
-                self.send(dest, obj)
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-                error.append(exc)
-
-        sender = threading.Thread(target=send, daemon=True)
-        sender.start()
+        meta, payload = _encode(obj)
+        if len(payload) <= INLINE_SEND_BYTES:
+            self._send_encoded(dest, meta, payload)
+            return self.recv(src) if out is None else self.recv_into(src, out)
+        if self._sender is None:
+            self._sender = ThreadPoolExecutor(1, thread_name_prefix=f"rank{self.rank}-send")
+        sent = self._sender.submit(self._send_encoded, dest, meta, payload)
         try:
             value = self.recv(src) if out is None else self.recv_into(src, out)
         finally:
-            sender.join()
-        if error:
-            raise error[0]
+            error = sent.exception()  # waits for the send
+        if error is not None:
+            raise error
         return value
 
     # -- collectives ---------------------------------------------------------------------------
@@ -450,38 +520,32 @@ def _op(name: str):
 
 
 def _as_array(value: Any) -> np.ndarray:
-    try:
-        import torch
-
-        if isinstance(value, torch.Tensor):
-            return value.detach().cpu().numpy()
-    except ImportError:
-        pass
+    torch = _torch()
+    if torch is not None and isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
     return np.asarray(value)
 
 
 def _wrapper(value: Any):
-    try:
-        import torch
-
-        if isinstance(value, torch.Tensor):
-            return lambda a: torch.from_numpy(np.ascontiguousarray(a))
-    except ImportError:
-        pass
+    torch = _torch()
+    if torch is not None and isinstance(value, torch.Tensor):
+        return lambda a: torch.from_numpy(np.ascontiguousarray(a))
     return lambda a: a
 
 
 def allreduce_job_metrics(event: dict, metrics: dict, deadline_s: float) -> dict:
     """What the worker handler runs when the job asks for collectives (``comm`` direct|relay).
 
+    The rendezvous secret, if any, comes from ``LAMBDATWIN_RENDEZVOUS_SECRET`` in the environment.
+
     Barrier, then allreduce of the error sums so rank 0 holds the job's global
     metrics, as the deployed FMI variant did. Returns what went into the result.
     """
-    secret = event.get("rendezvous_secret") or os.environ.get("LAMBDATWIN_RENDEZVOUS_SECRET")
+    # The secret comes from the function's environment (set at deploy time), never from the event:
+    # execution input is stored in the execution history and the run record.
     start = time.monotonic()
     with Communicator(int(event["rank"]), int(event["world_size"]), str(event["job_id"]),
-                      rendezvous=event["rendezvous"], channel=event["comm"],
-                      secret=secret.encode() if isinstance(secret, str) else secret,
+                      rendezvous=event["rendezvous"], channel=event["comm"], secret=secret_from_env(),
                       timeout=max(1.0, deadline_s),
                       punch_timeout=float(event.get("punch_timeout_s") or DEFAULT_PUNCH_TIMEOUT_S)) as comm:
         comm.barrier()
