@@ -4,43 +4,15 @@ from __future__ import annotations
 
 import json
 import random
-import threading
 import time
 
 import pytest
 
-from emulator.contracts.lambdas import LambdaFunctionError
 from emulator.contracts.job import placeholder_substitutions
+from emulator.contracts.lambdas import LambdaFunctionError
 from emulator.pipeline import DEFINITION_PATH
 from emulator.stepfunctions import DefinitionError, StateMachine, VirtualClock
-
-
-class FunctionTable:
-    """Stands in for the Lambda service: calls Python functions and measures concurrency."""
-
-    def __init__(self, **functions):
-        self.functions = functions
-        self.calls: list[tuple[str, object]] = []
-        self.in_flight = 0
-        self.max_in_flight = 0
-        self._lock = threading.Lock()
-
-    def invoke(self, name, payload):
-        with self._lock:
-            self.calls.append((name, payload))
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
-            return self.functions[name](payload)
-        finally:
-            with self._lock:
-                self.in_flight -= 1
-
-
-def fails_with(error_type, message="boom"):
-    def fn(_payload):
-        raise LambdaFunctionError(error_type, message)
-    return fn
+from tests.asl_helpers import FunctionTable, fails_with
 
 
 def machine(states, start=None, **top):
@@ -171,10 +143,11 @@ def test_full_jitter_stays_within_the_backoff():
 
 def test_task_failed_does_not_match_timeout():
     def slow(_):
-        time.sleep(2)
+        time.sleep(1.5)
         return "late"
 
-    sm = machine({"T": {**task(), "TimeoutSeconds": 0.2,
+    # TimeoutSeconds is a positive integer (https://docs.aws.amazon.com/step-functions/latest/dg/state-task.html).
+    sm = machine({"T": {**task(), "TimeoutSeconds": 1,
                         "Catch": [{"ErrorEquals": ["States.TaskFailed"], "Next": "Caught"}], "End": True},
                   "Caught": {"Type": "Succeed"}})
     result = sm.execute({}, invoker=FunctionTable(f=slow))
@@ -317,7 +290,7 @@ def test_the_repository_definition_runs_and_fails_on_a_failed_rank(s3_server, bu
     ({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B"}}}, ["'A'", "'Next'", "'B'"]),
     ({"StartAt": "A", "States": {"A": {"Type": "Pass"}}}, ["'A'", "'Next'"]),
     ({"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": "arn:aws:states:::glue:startJobRun.sync", "End": True}}}, ["'A'", "'Resource'"]),
-    ({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True, "Assign": {"x": 1}}}}, ["'A'", "'Assign'"]),
+    ({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True, "Assign": {"states": 1}}}}, ["'A'", "'Assign'", "reserved"]),
     ({"StartAt": "M", "States": {"M": {"Type": "Map", "End": True, "ItemReader": {"Resource": "arn:aws:states:::s3:getObject"},
                                        "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}}}}, ["'M'", "'ItemReader'", "DISTRIBUTED"]),
     ({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True, "Bogus": 1}}}, ["'A'", "'Bogus'"]),

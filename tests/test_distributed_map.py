@@ -296,14 +296,15 @@ def test_express_children_time_out_after_five_minutes():
 
 def test_express_billing_is_recorded_and_billed_by_sim():
     sm = machine(dmap(waits(True), "EXPRESS", ItemsPath="$.xs", MaxConcurrency=1))  # one virtual clock
-    result = sm.execute({"xs": [{"wait": 1.23, "n": i} for i in range(4)]}, invoker=Functions(f=lambda p: p["n"]),
+    # Wait seconds are whole numbers on AWS (state-wait.html); 1 s is billed as 1.0 s.
+    result = sm.execute({"xs": [{"wait": 1, "n": i} for i in range(4)]}, invoker=Functions(f=lambda p: p["n"]),
                         clock=VirtualClock())
     assert result.status == "SUCCEEDED", result.cause
     run = result.map_runs[0]
     assert all(":express:lambdatwin/" in c["execution_arn"] for c in run["children"])
     billing = run["express_billing"]
-    assert billing["requests"] == 4 and billing["billed_duration_s"] == pytest.approx(4 * 1.3)
-    assert billing["gb_seconds"] == pytest.approx(4 * 1.3 * 64 / 1024)
+    assert billing["requests"] == 4 and billing["billed_duration_s"] == pytest.approx(4 * 1.0)
+    assert billing["gb_seconds"] == pytest.approx(4 * 1.0 * 64 / 1024)
     record = RunRecord("r", "local", history=result.history, map_runs=result.map_runs)
     usage = usage_from_record(record)
     parent_transitions = sum(1 for e in result.history if e["type"].endswith("StateEntered"))

@@ -38,6 +38,8 @@ MAX_HISTORY_EVENTS: Final = 25_000  # per Standard execution
 MAX_PAYLOAD_BYTES: Final = 262_144  # 256 KiB: state input/output, execution input, Map output
 MAX_MAP_CONCURRENCY: Final = 10_000  # Distributed Map child executions at once
 EXPRESS_MAX_DURATION_S: Final = 300
+STANDARD_MAX_DURATION_S: Final = 31_536_000  # one year
+MAX_WAIT_SECONDS: Final = 99_999_999  # a Wait state's Seconds (https://docs.aws.amazon.com/step-functions/latest/dg/state-wait.html)
 
 # -- error names (Step Functions and Lambda) --------------------------------------------
 STATES_ALL: Final = "States.ALL"

@@ -1,4 +1,10 @@
-"""The interpreter: runs a validated definition against a Lambda invoker."""
+"""The interpreter: runs a validated definition against a Lambda invoker.
+
+Each state is entered, run by its type's runner (``registry.STATE_TYPES``) through the
+query language's data flow, retried and caught per ``retry.py``
+(https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html), and
+exited; the execution implements ``port.ExecutionPort`` for the runners.
+"""
 
 from __future__ import annotations
 
@@ -7,38 +13,23 @@ import random
 import re
 import threading
 import uuid
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
 from emulator.contracts import aws
-from emulator.contracts.aws import function_name_of
-from emulator.contracts.lambdas import LambdaFunctionError, LambdaInvoker
-from emulator.stepfunctions import errors as E
-from emulator.stepfunctions.choice import evaluate_rule
+from emulator.contracts.lambdas import LambdaInvoker
+import emulator.stepfunctions.errors as E
 from emulator.stepfunctions.clock import RealClock
-from emulator.stepfunctions.definition import LAMBDA_INVOKE, validate_machine
+from emulator.stepfunctions.dataflow import (JSONPATH, LANGUAGES, MAX_EXECUTION_VARIABLE_BYTES, check_assignments,
+                                             check_payload)
+from emulator.stepfunctions.definition import validate_machine
 from emulator.stepfunctions.history import History, as_json
+from emulator.stepfunctions.port import ExecutionResult, Step
+from emulator.stepfunctions.registry import STATE_TYPES
 from emulator.stepfunctions.retry import RetryCounter, find_catcher, retriers_of
-from emulator.stepfunctions.paths import apply_input_path, apply_result_path, evaluate, resolve_template
+from emulator.stepfunctions.variables import Scope
 
 _SUBSTITUTION = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
-
-
-@dataclass
-class ExecutionResult:
-    """What an execution ended with, plus its history and map runs."""
-
-    name: str
-    execution_arn: str
-    status: str  # SUCCEEDED | FAILED | TIMED_OUT | ABORTED
-    output: Any = None
-    error: str | None = None
-    cause: str | None = None
-    start: float = 0.0
-    stop: float = 0.0
-    history: list[dict[str, Any]] = field(default_factory=list)
-    map_runs: list[dict[str, Any]] = field(default_factory=list)
 
 
 def substitute(text: str, substitutions: dict[str, str]) -> str:
@@ -73,7 +64,7 @@ class StateMachine:
             self.definition = json.loads(text)
         except json.JSONDecodeError as exc:
             raise E.DefinitionError(f"the definition is not valid JSON: {exc}") from exc
-        validate_machine(self.definition)
+        validate_machine(self.definition, STATE_TYPES)
         self.name = name
         self.arn = aws.state_machine_arn(name)
 
@@ -82,17 +73,22 @@ class StateMachine:
                 rng: random.Random | None = None) -> ExecutionResult:
         """Run one execution to its end and return the result (never raises for runtime errors)."""
         execution = Execution(self, input, invoker=invoker, s3_client=s3_client, name=name or str(uuid.uuid4()),
-                              history=History(on_event, clock), clock=clock or RealClock(), rng=rng or random.Random())
+                              history=History(on_event, clock, aws.MAX_HISTORY_EVENTS), clock=clock or RealClock(), rng=rng or random.Random())
         return execution.run()
 
 
 class Execution:
-    """One execution (or a Distributed Map child execution, which has its own history)."""
+    """One execution (or a Distributed Map child execution, which has its own history).
+
+    Implements ``port.ExecutionPort``.
+    """
 
     def __init__(self, machine: StateMachine, input: Any, *, invoker: LambdaInvoker, s3_client: Any, name: str,
                  history: History, clock: Any, rng: random.Random, stop: threading.Event | None = None,
                  arn: str | None = None, definition: dict[str, Any] | None = None) -> None:
         self.machine = machine
+        self.machine_name = machine.name
+        self.machine_arn = machine.arn
         self.input = input
         self.invoker = invoker
         self.s3 = s3_client
@@ -107,6 +103,7 @@ class Execution:
         self.deadline: float | None = None
         self.map_runs: list[dict[str, Any]] = []
         self._map_lock = threading.Lock()
+        self._last_output = threading.local()  # per thread: the JSON text of the last state output
 
     # -- top level ------------------------------------------------------------
     def run(self) -> ExecutionResult:
@@ -119,11 +116,15 @@ class Execution:
 
         def body() -> None:
             try:
+                check_payload(self.input, self.name, "The execution input has a size exceeding the maximum number of "
+                                                     "bytes service limit.")
                 outcome["output"] = self.run_machine(self.definition, self.input)
             except E.StatesError as exc:
                 outcome["error"] = exc
             except E.ExecutionStopped as exc:
                 outcome["stopped"] = str(exc)
+            except Exception as exc:  # noqa: BLE001 - an engine defect must fail the execution, not the caller
+                outcome["error"] = E.StatesError(E.RUNTIME, f"internal error in the ASL engine: {type(exc).__name__}: {exc}")
 
         worker = threading.Thread(target=body, name=f"execution-{self.name}", daemon=True)
         worker.start()
@@ -132,23 +133,23 @@ class Execution:
         if worker.is_alive() or outcome.get("stopped") == "timeout":
             self.stop.set()  # running states unwind at their next step
             result.status, result.error = "TIMED_OUT", E.TIMEOUT
-            result.cause = f"The execution ran longer than its TimeoutSeconds ({timeout} s)"
-            self.history.add("ExecutionTimedOut", {"error": result.error, "cause": result.cause})
+            self.history.add("ExecutionTimedOut", {"error": result.error}, final=True)
         elif "error" in outcome:
             exc = outcome["error"]
             result.status, result.error, result.cause = "FAILED", exc.error, exc.cause
-            self.history.add("ExecutionFailed", {"error": exc.error, "cause": exc.cause})
+            self.history.add("ExecutionFailed", _error_details(exc), final=True)
         elif "stopped" in outcome:
             result.status = "ABORTED"
-            self.history.add("ExecutionAborted", {})
+            self.history.add("ExecutionAborted", {}, final=True)
         else:
             result.output = outcome["output"]
-            self.history.add("ExecutionSucceeded", {"output": as_json(result.output)})
+            self.history.add("ExecutionSucceeded", {"output": as_json(result.output)}, final=True)
         result.stop = self.clock.now()
         result.history = list(self.history.events)
         result.map_runs = list(self.map_runs)
         return result
 
+    # -- ExecutionPort ------------------------------------------------------------
     def check_running(self) -> None:
         """Unwind when the execution was stopped or ran past its deadline."""
         if self.stop.is_set():
@@ -156,11 +157,62 @@ class Execution:
         if self.deadline is not None and self.clock.now() > self.deadline:
             raise E.ExecutionStopped("timeout")
 
+    def sleep(self, seconds: float) -> None:
+        """Sleep on the clock, no further than the deadline; unwind if stopped meanwhile."""
+        if self.deadline is not None:
+            seconds = min(seconds, max(0.0, self.deadline - self.clock.now()) + 0.001)
+        if self.clock.sleep(seconds, self.stop):
+            raise E.ExecutionStopped("stopped")
+        self.check_running()
+
+    def record_map_run(self, record: dict[str, Any]) -> None:
+        """Keep a Map Run's record for ``ExecutionResult.map_runs``."""
+        with self._map_lock:
+            self.map_runs.append(record)
+
+    def spawn_child(self, machine: dict[str, Any], data: Any, *, name: str, arn: str, item: dict[str, Any],
+                    parent: Step | None = None, max_duration_s: float | None = None) -> ExecutionResult:
+        """Run a Distributed Map child execution with its own history and no outer variables.
+
+        ``max_duration_s`` bounds the child (an EXPRESS child's 5 minutes): past it the child
+        ends TIMED_OUT (``States.Timeout``). When the parent stops or passes its own deadline
+        the child records ExecutionAborted and ends ABORTED; the caller then unwinds (raises
+        ExecutionStopped) after its own bookkeeping.
+        """
+        child = Execution(self.machine, data, invoker=self.invoker, s3_client=self.s3, name=name,
+                          history=History(clock=self.clock, max_events=aws.MAX_HISTORY_EVENTS), clock=self.clock,
+                          rng=self.rng, stop=self.stop, definition=machine, arn=arn)
+        start = self.clock.now()
+        child.deadline = self.deadline
+        if max_duration_s is not None:
+            own = start + max_duration_s
+            child.deadline = own if child.deadline is None else min(child.deadline, own)
+        run = ExecutionResult(name, arn, "SUCCEEDED", start=start, history=child.history.events)
+        child.history.add("ExecutionStarted", {"input": as_json(data)})
+        try:
+            language = parent.lang.name if parent is not None else JSONPATH
+            run.output = child._run_states(machine, data, item, Scope(), language)
+            child.history.add("ExecutionSucceeded", {"output": as_json(run.output)}, final=True)
+        except E.StatesError as exc:
+            child.history.add("ExecutionFailed", _error_details(exc), final=True)
+            run.status, run.error, run.cause = "FAILED", exc.error, exc.cause
+        except E.ExecutionStopped:
+            parent_over = self.deadline is not None and self.clock.now() > self.deadline
+            if self.stop.is_set() or parent_over or max_duration_s is None:
+                child.history.add("ExecutionAborted", {}, final=True)
+                run.status = "ABORTED"
+                return run
+            child.history.add("ExecutionTimedOut", {"error": E.TIMEOUT}, final=True)
+            run.status, run.error, run.cause = "TIMED_OUT", E.TIMEOUT, None
+        finally:
+            run.stop = self.clock.now()
+        return run
+
     def context(self, state_name: str, entered: float, retry_count: int = 0, item: dict | None = None) -> dict[str, Any]:
         """The context object (``$$``)."""
         ctx: dict[str, Any] = {
-            "Execution": {"Id": self.arn, "Name": self.name, "Input": self.input,
-                          "StartTime": _iso(self.start_time), "RoleArn": aws.role_arn("lambdatwin")},
+            "Execution": {"Id": self.arn, "Name": self.name, "Input": self.input, "StartTime": _iso(self.start_time),
+                          "RoleArn": aws.role_arn("lambdatwin"), "RedriveCount": 0},
             "State": {"Name": state_name, "EnteredTime": _iso(entered), "RetryCount": retry_count},
             "StateMachine": {"Id": self.machine.arn, "Name": self.machine.name},
         }
@@ -169,207 +221,90 @@ class Execution:
         return ctx
 
     # -- interpretation ---------------------------------------------------------
-    def run_machine(self, machine: dict[str, Any], data: Any, item: dict | None = None) -> Any:
-        """Run a (sub-)machine from StartAt to a terminal state; returns its output."""
+    def run_machine(self, machine: dict[str, Any], data: Any, item: dict | None = None,
+                    parent: Step | None = None, cancel: threading.Event | None = None) -> Any:
+        """Run a (sub-)machine from StartAt to a terminal state, in an inner variable scope; returns its output."""
+        scope = parent.variables.child() if parent is not None else Scope()
+        language = parent.lang.name if parent is not None else self.definition.get("QueryLanguage", JSONPATH)
+        return self._run_states(machine, data, item, scope, language, cancel)
+
+    def _run_states(self, machine: dict[str, Any], data: Any, item: dict | None, scope: Scope, language: str,
+                    cancel: threading.Event | None = None) -> Any:
         name = machine["StartAt"]
         states = machine["States"]
+        text: str | None = None  # the JSON of ``data`` when the previous state already made it
         while True:
             self.check_running()
-            state = states[name]
-            data, name = self.run_state(name, state, data, item)
+            if cancel is not None and cancel.is_set():
+                raise E.BranchStopped(name)
+            data, name = self.run_state(name, states[name], data, item, scope, language, text)
+            text = self._last_output.text
             if name is None:
                 return data
 
-    def run_state(self, name: str, state: dict[str, Any], raw: Any, item: dict | None) -> tuple[Any, str | None]:
-        """Run one state; returns (output, next state name or None at the end)."""
+    def run_state(self, name: str, state: dict[str, Any], raw: Any, item: dict | None,
+                  variables: Scope, language: str = JSONPATH, raw_text: str | None = None) -> tuple[Any, str | None]:
+        """Run one state with its Retry and Catch; returns (output, next state name or None at the end)."""
         kind = state["Type"]
+        state_type = STATE_TYPES[kind]
+        lang = LANGUAGES[state.get("QueryLanguage", language)]
         entered = self.clock.now()
-        self.history.add(f"{kind}StateEntered", {"name": name, "input": as_json(raw)})
-        if kind == "Fail":
-            self._fail(state, raw)
-        nxt = None if state.get("End") else state.get("Next")
-        try:
-            if kind in ("Task", "Parallel", "Map"):
-                output, nxt = self._with_retry_catch(name, state, raw, item, entered, nxt)
-            else:
-                output, nxt = self._run_simple(name, kind, state, raw, item, entered, nxt)
-        except E.StatesError:
-            raise
-        self.history.add(f"{kind}StateExited", {"name": name, "output": as_json(output)})
-        return output, nxt
-
-    def _run_simple(self, name: str, kind: str, state: dict, raw: Any, item: dict | None, entered: float,
-                    nxt: str | None) -> tuple[Any, str | None]:
-        ctx = self.context(name, entered, item=item)
-        data = apply_input_path(state.get("InputPath", "$"), raw, ctx)
-        if kind == "Pass":
-            if "Parameters" in state:
-                data = resolve_template(state["Parameters"], data, ctx)
-            result = state["Result"] if "Result" in state else data
-            output = apply_result_path(state.get("ResultPath", "$"), raw, result)
-        elif kind == "Choice":
-            nxt = next((rule["Next"] for rule in state["Choices"] if evaluate_rule(rule, data, ctx)), state.get("Default"))
-            if nxt is None:
-                raise E.StatesError(E.NO_CHOICE, f"No Choice rule matched in state {name!r} and it has no Default")
-            output = data
-        elif kind == "Wait":
-            self._wait(name, state, data, ctx)
-            output = data
-        else:  # Succeed
-            output, nxt = data, None
-        return apply_input_path(state.get("OutputPath", "$"), output, ctx), nxt
-
-    def _wait(self, name: str, state: dict, data: Any, ctx: dict) -> None:
-        if "Seconds" in state or "SecondsPath" in state:
-            seconds = state.get("Seconds", None)
-            if seconds is None:
-                seconds = evaluate(state["SecondsPath"], data, ctx)
-            if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds < 0:
-                raise E.StatesError(E.RUNTIME, f"state {name!r}: wait seconds must be a non-negative number, got {seconds!r}")
-        else:
-            stamp = state.get("Timestamp") or evaluate(state["TimestampPath"], data, ctx)
-            try:
-                until = datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp()
-            except ValueError as exc:
-                raise E.StatesError(E.RUNTIME, f"state {name!r}: {stamp!r} is not an ISO 8601 timestamp") from exc
-            seconds = max(0.0, until - self.clock.now())
-        self._sleep(seconds)
-
-    def _sleep(self, seconds: float) -> None:
-        if self.deadline is not None:
-            seconds = min(seconds, max(0.0, self.deadline - self.clock.now()) + 0.001)
-        if self.clock.sleep(seconds, self.stop):
-            raise E.ExecutionStopped("stopped")
-        self.check_running()
-
-    def _fail(self, state: dict, raw: Any) -> None:
-        error = state.get("Error") or (evaluate(state["ErrorPath"], raw) if "ErrorPath" in state else "States.Failed")
-        cause = state.get("Cause") or (evaluate(state["CausePath"], raw) if "CausePath" in state else "")
-        raise E.StatesError(str(error), cause if isinstance(cause, str) else json.dumps(cause))
-
-    # -- Retry and Catch ------------------------------------------------------------
-    def _with_retry_catch(self, name: str, state: dict, raw: Any, item: dict | None, entered: float,
-                          nxt: str | None) -> tuple[Any, str | None]:
+        # One JSON text serves a state's StateExited and the next state's StateEntered (half the memory).
+        self.history.add(f"{kind}StateEntered", {"name": name, "input": raw_text if raw_text is not None else as_json(raw),
+                                                 "inputDetails": {"truncated": False}})
         counter = RetryCounter(retriers_of(state))
+        nxt = None if state.get("End") else state.get("Next")
         while True:
+            step = Step(name, state, raw, None, self.context(name, entered, counter.total, item), lang, variables, item)
             try:
-                ctx = self.context(name, entered, counter.total, item)
-                return self._run_once(name, state, raw, ctx), nxt
+                step.input = lang.effective_input(step)
+                outcome = state_type.runner(self, step)
+                if outcome.overrides:
+                    step.state = {**state, **outcome.overrides}
+                output = lang.shape(step, outcome.result, state_type.shapes_result)
+                step.state = state
+                assigned = lang.assignments(step, state.get("Assign"), outcome.result, state_type.shapes_result)
+                assigned.update(lang.assignments(step, outcome.assign, outcome.result, state_type.shapes_result))
+                check_payload(output, name)
+                if outcome.chooses_next:
+                    nxt = outcome.next
+                break
             except E.StatesError as exc:
+                if exc.error == E.QUERY_EVALUATION_ERROR:
+                    self.history.add("EvaluationFailed", {"state": name, **_error_details(exc)})
                 delay = counter.next_delay(exc.error, self.rng)
                 if delay is not None:
-                    self._sleep(delay)
+                    self.sleep(delay)
                     continue
+                if state_type.failed_event:
+                    self.history.add(state_type.failed_event, _error_details(exc))
                 catcher = find_catcher(state, exc.error)
-                if catcher is not None:
-                    output = apply_result_path(catcher.get("ResultPath", "$"), raw,
-                                               {"Error": exc.error, "Cause": exc.cause})
-                    return output, catcher["Next"]
-                raise
+                if catcher is None:
+                    raise
+                error_output = {"Error": exc.error, "Cause": exc.cause}
+                output = lang.caught(step, catcher, error_output)
+                assigned = lang.caught_assignments(step, catcher, error_output)
+                nxt = catcher["Next"]
+                break
+        check_assignments(assigned, name)
+        variables.assign(assigned)
+        if assigned and variables.total_size() > MAX_EXECUTION_VARIABLE_BYTES:
+            raise E.StatesError(E.DATA_LIMIT_EXCEEDED, f"State {name!r}: the execution's variables exceed "
+                                                       f"{MAX_EXECUTION_VARIABLE_BYTES} bytes")
+        text = as_json(output)
+        details: dict[str, Any] = {"name": name, "output": text, "outputDetails": {"truncated": False}}
+        if assigned:  # as GetExecutionHistory shows them: each value as JSON text
+            details["assignedVariables"] = {k: as_json(v) for k, v in assigned.items()}
+            details["assignedVariablesDetails"] = {"truncated": False}
+        self.history.add(f"{kind}StateExited", details)
+        self._last_output.text = text
+        return output, nxt
 
-    def _run_once(self, name: str, state: dict, raw: Any, ctx: dict) -> Any:
-        data = apply_input_path(state.get("InputPath", "$"), raw, ctx)
-        kind = state["Type"]
-        if kind == "Task":
-            result = self._task(name, state, data, ctx)
-        elif kind == "Parallel":
-            result = self._parallel(name, state, data, ctx)
-        else:
-            from emulator.stepfunctions.map_state import run_map
 
-            result = run_map(self, name, state, data, ctx)
-        if "ResultSelector" in state:
-            result = resolve_template(state["ResultSelector"], result, ctx)
-        output = apply_result_path(state.get("ResultPath", "$"), raw, result)
-        return apply_input_path(state.get("OutputPath", "$"), output, ctx)
-
-    # -- Task ------------------------------------------------------------------------
-    def _task(self, name: str, state: dict, data: Any, ctx: dict) -> Any:
-        params = resolve_template(state["Parameters"], data, ctx) if "Parameters" in state else data
-        resource = state["Resource"]
-        if resource == LAMBDA_INVOKE:
-            function = function_name_of(str(params.get("FunctionName", "")))
-            payload = params.get("Payload", data)
-            self.history.add("TaskScheduled", {"resourceType": "lambda", "resource": "invoke",
-                                               "region": aws.REGION, "parameters": as_json(params)})
-            self.history.add("TaskStarted", {"resourceType": "lambda", "resource": "invoke"})
-        else:
-            function, payload = function_name_of(resource), params
-            self.history.add("LambdaFunctionScheduled", {"resource": resource, "input": as_json(payload)})
-            self.history.add("LambdaFunctionStarted")
-        timeout = state.get("TimeoutSeconds")
-        if "TimeoutSecondsPath" in state:
-            timeout = evaluate(state["TimeoutSecondsPath"], data, ctx)
-        try:
-            output = self._invoke(function, payload, timeout)
-        except E.StatesError as exc:
-            prefix = "Task" if resource == LAMBDA_INVOKE else "LambdaFunction"
-            kind = "TimedOut" if exc.error == E.TIMEOUT else "Failed"
-            self.history.add(f"{prefix}{kind}", {"error": exc.error, "cause": exc.cause, "resourceType": "lambda"})
-            raise
-        if resource == LAMBDA_INVOKE:
-            self.history.add("TaskSucceeded", {"resourceType": "lambda", "resource": "invoke", "output": as_json(output)})
-            return {"ExecutedVersion": "$LATEST", "Payload": output, "StatusCode": 200,
-                    "SdkHttpMetadata": {"httpStatusCode": 200}, "SdkResponseMetadata": {"requestId": str(uuid.uuid4())}}
-        self.history.add("LambdaFunctionSucceeded", {"output": as_json(output)})
-        return output
-
-    def _invoke(self, function: str, payload: Any, timeout: float | None) -> Any:
-        """Call the invoker; a Task TimeoutSeconds abandons the call as Step Functions does."""
-        def call() -> Any:
-            try:
-                return self.invoker.invoke(function, payload)
-            except LambdaFunctionError as exc:
-                raise E.StatesError(exc.error_type, json.dumps(exc.to_payload())) from exc
-
-        if not timeout:
-            return call()
-        box: dict[str, Any] = {}
-
-        def target() -> None:
-            try:
-                box["value"] = call()
-            except E.StatesError as exc:
-                box["error"] = exc
-
-        worker = threading.Thread(target=target, daemon=True)
-        worker.start()
-        worker.join(timeout)
-        if worker.is_alive():
-            raise E.StatesError(E.TIMEOUT, f"the task ran longer than its TimeoutSeconds ({timeout} s)")
-        if "error" in box:
-            raise box["error"]
-        return box["value"]
-
-    # -- Parallel ----------------------------------------------------------------------
-    def _parallel(self, name: str, state: dict, data: Any, ctx: dict) -> list[Any]:
-        branch_input = resolve_template(state["Parameters"], data, ctx) if "Parameters" in state else data
-        self.history.add("ParallelStateStarted")
-        results: list[Any] = [None] * len(state["Branches"])
-        failures: list[E.StatesError] = []
-        stopped: list[E.ExecutionStopped] = []
-
-        def run(i: int, branch: dict) -> None:
-            try:
-                results[i] = self.run_machine(branch, branch_input)
-            except E.StatesError as exc:
-                failures.append(exc)
-            except E.ExecutionStopped as exc:
-                stopped.append(exc)
-
-        threads = [threading.Thread(target=run, args=(i, b), daemon=True) for i, b in enumerate(state["Branches"])]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        if stopped:
-            raise stopped[0]
-        if failures:
-            self.history.add("ParallelStateFailed", {"error": failures[0].error, "cause": failures[0].cause})
-            raise failures[0]
-        self.history.add("ParallelStateSucceeded")
-        return results
+def _error_details(exc: E.StatesError) -> dict[str, Any]:
+    return {k: v for k, v in (("error", exc.error), ("cause", exc.cause)) if v}
 
 
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
+    """A context-object timestamp: ISO 8601 in UTC with milliseconds (``2024-01-01T00:00:00.000Z``)."""
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,6 +1,14 @@
-"""Errors of the ASL engine: bad definitions, and runtime errors with States names."""
+"""Errors of the ASL engine: bad definitions, and runtime errors with States names.
+
+Matching rules (https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html):
+``States.ALL`` matches any error except the terminal ``States.DataLimitExceeded`` and
+``States.Runtime``; ``States.Runtime`` is never retried or caught, even when named, and always
+fails the execution; ``States.DataLimitExceeded`` is caught only when named.
+"""
 
 from __future__ import annotations
+
+from emulator.contracts import aws
 
 
 class DefinitionError(ValueError):
@@ -13,14 +21,18 @@ class DefinitionError(ValueError):
 class StatesError(Exception):
     """A runtime error as Step Functions names it (``States.Runtime``, a Lambda errorType ...)."""
 
-    def __init__(self, error: str, cause: str = "") -> None:
-        super().__init__(f"{error}: {cause}" if cause else error)
+    def __init__(self, error: str | None, cause: str | None = "") -> None:
+        super().__init__(f"{error}: {cause}" if cause else str(error))
         self.error = error
         self.cause = cause
 
 
 class ExecutionStopped(Exception):
     """The execution was aborted or timed out; unwinds every running state."""
+
+
+class BranchStopped(Exception):
+    """A sibling Parallel branch failed: this branch stops at its next state, as AWS stops all branches."""
 
 
 # Errors a Retry/Catch `States.TaskFailed` does not match.
@@ -34,13 +46,23 @@ ITEM_READER_FAILED = "States.ItemReaderFailed"
 RESULT_WRITER_FAILED = "States.ResultWriterFailed"
 EXCEED_TOLERATED = "States.ExceedToleratedFailureThreshold"
 BRANCH_FAILED = "States.BranchFailed"
+DATA_LIMIT_EXCEEDED = aws.STATES_DATA_LIMIT_EXCEEDED
+QUERY_EVALUATION_ERROR = "States.QueryEvaluationError"
+# Not matched by States.ALL or States.TaskFailed.
+TERMINAL = {RUNTIME, DATA_LIMIT_EXCEEDED}
+# AWS's cause when a Standard execution's history reaches its quota.
+HISTORY_LIMIT_CAUSE = f"The execution reached the maximum number of history events ({aws.MAX_HISTORY_EVENTS})."
 
 
-def matches(error_equals: list[str], error: str) -> bool:
+def matches(error_equals: list[str], error: str | None) -> bool:
     """Whether a Retrier/Catcher's ErrorEquals matches ``error``."""
+    if error == RUNTIME or error is None:
+        return False
     for name in error_equals:
-        if name == "States.ALL" or name == error:
+        if name == error:
             return True
-        if name == TASK_FAILED and error not in NOT_TASK_FAILED:
+        if name == "States.ALL" and error not in TERMINAL:
+            return True
+        if name == TASK_FAILED and error not in NOT_TASK_FAILED and error not in TERMINAL:
             return True
     return False

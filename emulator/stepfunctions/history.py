@@ -1,4 +1,11 @@
-"""Execution history events in the shape of GetExecutionHistory."""
+"""Execution history events in the shape of GetExecutionHistory.
+
+A Standard execution's history holds at most 25,000 events
+(https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html, "Maximum execution
+history size"); when it is reached the execution fails with ``States.Runtime`` and the cause
+"The execution reached the maximum number of history events (25000)." The last slot is kept
+for that ExecutionFailed event, so memory stays bounded even for a loop that never sleeps.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,8 @@ import json
 import threading
 from datetime import datetime, timezone
 from typing import Any, Callable
+
+from emulator.stepfunctions.errors import HISTORY_LIMIT_CAUSE, RUNTIME, ExecutionStopped, StatesError
 
 _DETAIL_KEYS = {
     "ExecutionStarted": "executionStartedEventDetails",
@@ -32,26 +41,42 @@ _DETAIL_KEYS = {
 
 
 def as_json(value: Any) -> str:
-    """How history details carry input/output: as JSON strings."""
-    return json.dumps(value, default=str)
+    """How history details carry input/output: as compact JSON strings, as GetExecutionHistory shows them."""
+    return json.dumps(value, default=str, separators=(",", ":"))
 
 
 class History:
     """A thread-safe, append-only list of history events.
 
-    ``on_event`` (if given) is called with each event as it is recorded.
+    ``on_event`` (if given) is called with each event as it is recorded. ``max_events`` (None:
+    unlimited, as for Express executions, which keep no history in AWS) bounds the history.
     """
 
-    def __init__(self, on_event: Callable[[dict[str, Any]], None] | None = None, clock: Any = None) -> None:
+    def __init__(self, on_event: Callable[[dict[str, Any]], None] | None = None, clock: Any = None,
+                 max_events: int | None = None) -> None:
         self.events: list[dict[str, Any]] = []
+        self.max_events = max_events
+        self.closed = False  # after the execution's final event, nothing more is recorded
         self._lock = threading.Lock()
         self._on_event = on_event
         self._clock = clock
 
-    def add(self, event_type: str, details: dict[str, Any] | None = None, previous: int | None = None) -> int:
-        """Record an event; returns its id."""
+    def add(self, event_type: str, details: dict[str, Any] | None = None, previous: int | None = None,
+            final: bool = False) -> int:
+        """Record an event; returns its id.
+
+        Raises:
+            StatesError: States.Runtime when the history is full; a ``final`` event (the
+                execution's last) always fits.
+            ExecutionStopped: the execution already ended (a state still unwinding after a timeout).
+        """
         now = self._clock.now() if self._clock is not None else datetime.now(timezone.utc).timestamp()
         with self._lock:
+            if self.closed:
+                raise ExecutionStopped("the execution has ended")
+            self.closed = final
+            if not final and self.max_events is not None and len(self.events) >= self.max_events - 1:
+                raise StatesError(RUNTIME, HISTORY_LIMIT_CAUSE)
             event_id = len(self.events) + 1
             event: dict[str, Any] = {
                 "id": event_id,

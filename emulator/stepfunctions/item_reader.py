@@ -22,9 +22,10 @@ import io
 import json
 from typing import Any
 
-from emulator.stepfunctions import errors as E
+import emulator.stepfunctions.errors as E
 from emulator.stepfunctions.definition import S3_LIST_OBJECTS
-from emulator.stepfunctions.paths import evaluate, resolve_template
+from emulator.stepfunctions.paths import evaluate
+from emulator.stepfunctions.templates import resolve_template
 
 # ReaderConfig.CSVDelimiter names, as the ItemReader page lists them.
 CSV_DELIMITERS = {"COMMA": ",", "PIPE": "|", "SEMICOLON": ";", "SPACE": " ", "TAB": "\t"}

@@ -29,17 +29,19 @@ import os
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any, Callable
 
 from emulator.contracts import aws
-from emulator.stepfunctions import errors as E
-from emulator.stepfunctions.history import History, as_json
+import emulator.stepfunctions.errors as E
+from emulator.stepfunctions.expressions import is_expression
+from emulator.stepfunctions.history import as_json
 from emulator.stepfunctions.item_reader import read_from_s3
-from emulator.stepfunctions.paths import evaluate, resolve_template
+from emulator.stepfunctions.paths import evaluate
+from emulator.stepfunctions.port import ExecutionPort, Outcome, Step
 from emulator.stepfunctions.result_writer import compact, write_results
 
-if TYPE_CHECKING:
-    from emulator.stepfunctions.engine import Execution
+# Resolves a payload template (ItemSelector, BatchInput) in the state's query language, given a context object.
+Template = Callable[[Any, dict], Any]
 
 DISTRIBUTED_MAX_CONCURRENCY = aws.MAX_MAP_CONCURRENCY
 EXCEEDED_CAUSE = "The specified tolerated failure threshold was exceeded"
@@ -50,36 +52,37 @@ EXPRESS_MEMORY_CHUNK_MB = 64
 EXPRESS_REDELIVERY_ENV = "LAMBDATWIN_EXPRESS_REDELIVERY"
 
 
-def _setting(name: str, state: dict, field: str, data: Any, ctx: dict, *, integer: bool,
-             maximum: float | None = None) -> float | None:
-    """A numeric Map field, literal or ``...Path``; a bad path value is ``States.Runtime``."""
-    if field in state:
+def _setting(step: Step, field: str, *, integer: bool, maximum: float | None = None) -> float | None:
+    """A numeric Map field: literal (checked with the definition), ``...Path`` or a JSONata expression;
+    a bad computed value is ``States.Runtime``."""
+    state = step.state
+    if field in state and not is_expression(state[field]):
         return state[field]
-    if f"{field}Path" not in state:
+    if field not in state and f"{field}Path" not in state:
         return None
-    path = state[f"{field}Path"]
-    value = evaluate(path, data, ctx)
+    value = step.lang.value(step, field)
     bad = not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0
     bad = bad or (integer and value != int(value)) or (maximum is not None and value > maximum)
     if bad:
         kind = "a non-negative integer" if integer else f"a number between 0 and {maximum:g}"
-        raise E.StatesError(E.RUNTIME, f"state {name!r}: {field}Path {path!r} gave {value!r}; expected {kind}")
+        source = f"{field}Path {state[field + 'Path']!r}" if f"{field}Path" in state else f"{field} {state[field]!r}"
+        raise E.StatesError(E.RUNTIME, f"state {step.name!r}: {source} gave {value!r}; expected {kind}")
     return int(value) if integer else value
 
 
-def select_and_batch(state: dict, items: list[Any], data: Any, ctx: dict) -> list[tuple[Any, int]]:
+def select_and_batch(state: dict, items: list[Any], data: Any, ctx: dict, template: Template) -> list[tuple[Any, int]]:
     """Child inputs with the number of items each carries: ItemSelector per item, then ItemBatcher."""
     selector = state.get("ItemSelector", state.get("Parameters"))
     selected = []
     for index, value in enumerate(items):
         item_ctx = {**ctx, "Map": {"Item": {"Index": index, "Value": value}}}
-        selected.append(resolve_template(selector, data, item_ctx) if selector is not None else value)
+        selected.append(template(selector, item_ctx) if selector is not None else value)
     batcher = state.get("ItemBatcher")
     if batcher is None:
         return [(value, 1) for value in selected]
     max_items = batcher.get("MaxItemsPerBatch") or (evaluate(batcher["MaxItemsPerBatchPath"], data, ctx) if "MaxItemsPerBatchPath" in batcher else None)
     max_bytes = batcher.get("MaxInputBytesPerBatch") or (evaluate(batcher["MaxInputBytesPerBatchPath"], data, ctx) if "MaxInputBytesPerBatchPath" in batcher else aws.MAX_PAYLOAD_BYTES)
-    batch_input = resolve_template(batcher["BatchInput"], data, ctx) if "BatchInput" in batcher else None
+    batch_input = template(batcher["BatchInput"], ctx) if "BatchInput" in batcher else None
     batches: list[list[Any]] = []
     size = 0
     for value in selected:
@@ -98,10 +101,13 @@ def select_and_batch(state: dict, items: list[Any], data: Any, ctx: dict) -> lis
     return out
 
 
-def _items_path(name: str, state: dict, data: Any, ctx: dict) -> list[Any]:
-    items = evaluate(state.get("ItemsPath", "$"), data, ctx)
+def _items(step: Step) -> list[Any]:
+    """ItemsPath (JSONPath) or Items (JSONata) in the state's input: an array."""
+    items = step.lang.items(step)
     if not isinstance(items, list):
-        raise E.StatesError(E.RUNTIME, f"state {name!r}: ItemsPath {state.get('ItemsPath', '$')!r} is not an array")
+        what = "Items" if "Items" in step.state else f"ItemsPath {step.state.get('ItemsPath', '$')!r}"
+        error = E.RUNTIME if step.lang.name == "JSONPath" else E.QUERY_EVALUATION_ERROR
+        raise E.StatesError(error, f"state {step.name!r}: {what} is not an array")
     return items
 
 
@@ -110,46 +116,79 @@ def default_label(state_machine_arn: str, state_name: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{state_machine_arn}#{state_name}"))
 
 
-def run_map(execution: "Execution", name: str, state: dict, data: Any, ctx: dict) -> Any:
+def _resolved(step: Step) -> dict[str, Any]:
+    """The Map state with its JSONata ItemReader/ResultWriter ``Arguments`` and ItemBatcher evaluated
+    (as JSONPath ``Parameters``), so the reader and writer read one form."""
+    state = dict(step.state)
+    if step.lang.name == "JSONPath":
+        return state
+    for field in ("ItemReader", "ResultWriter"):
+        if isinstance(state.get(field), dict) and "Arguments" in state[field]:
+            config = {k: v for k, v in state[field].items() if k != "Arguments"}
+            state[field] = {**config, "Parameters": step.lang.template(step, state[field]["Arguments"])}
+    if isinstance(state.get("ItemReader"), dict) and "ReaderConfig" in state["ItemReader"]:
+        state["ItemReader"] = {**state["ItemReader"], "ReaderConfig": step.lang.template(step, state["ItemReader"]["ReaderConfig"])}
+    if "ItemBatcher" in state:
+        state["ItemBatcher"] = step.lang.template(step, state["ItemBatcher"])
+    return state
+
+
+def run_map(execution: ExecutionPort, step: Step) -> Any:
     """Run the Map; returns the list of child outputs, or what ResultWriter gives."""
+    name, data, ctx = step.name, step.input, step.ctx
+    state = _resolved(step)
     processor = state.get("ItemProcessor", state.get("Iterator"))
     config = processor.get("ProcessorConfig") or {}
     distributed = config.get("Mode", "INLINE") == "DISTRIBUTED"
     machine = {k: v for k, v in processor.items() if k != "ProcessorConfig"}
-    max_concurrency = int(_setting(name, state, "MaxConcurrency", data, ctx, integer=True) or 0)
+
+    def template(value: Any, item_ctx: dict) -> Any:
+        return step.lang.template(step, value, item_ctx)
+
+    max_concurrency = int(_setting(step, "MaxConcurrency", integer=True) or 0)
     if not distributed:
-        inputs = [value for value, _ in select_and_batch(state, _items_path(name, state, data, ctx), data, ctx)]
+        inputs = [value for value, _ in select_and_batch(state, _items(step), data, ctx, template)]
         workers = max(1, min(len(inputs), max_concurrency or len(inputs) or 1))
         execution.history.add("MapStateStarted", {"length": len(inputs)})
-        return _run_inline(execution, name, machine, inputs, workers)
-    tolerance = (_setting(name, state, "ToleratedFailurePercentage", data, ctx, integer=False, maximum=100),
-                 _setting(name, state, "ToleratedFailureCount", data, ctx, integer=True))
-    items = None if "ItemReader" in state else _items_path(name, state, data, ctx)
+        return _run_inline(execution, step, machine, inputs, workers)
+    tolerance = (_setting(step, "ToleratedFailurePercentage", integer=False, maximum=100),
+                 _setting(step, "ToleratedFailureCount", integer=True))
+    items = None if "ItemReader" in state else _items(step)
     execution.history.add("MapStateStarted", {"length": 0 if items is None else len(items)})
-    run = MapRun(execution, name, state, machine, config.get("ExecutionType", "STANDARD"),
+    run = MapRun(execution, step, state, machine, config.get("ExecutionType", "STANDARD"),
                  min(max_concurrency or DISTRIBUTED_MAX_CONCURRENCY, DISTRIBUTED_MAX_CONCURRENCY), tolerance)
-    return run.run(items, data, ctx)
+    return run.run(items, data, ctx, template)
 
 
-def _run_inline(execution: "Execution", name: str, machine: dict, inputs: list[Any], workers: int) -> list[Any]:
+def run_map_state(execution: ExecutionPort, step: Step) -> Outcome:
+    """The Map runner of the state table."""
+    return Outcome(run_map(execution, step))
+
+
+def _run_inline(execution: ExecutionPort, step: Step, machine: dict, inputs: list[Any], workers: int) -> list[Any]:
+    name = step.name
     results: list[Any] = [None] * len(inputs)
     failure: list[E.StatesError] = []
+    cancel = threading.Event()  # a failed iteration stops the others before their next state
 
     def run(index: int) -> None:
         if failure or execution.stop.is_set():
             return
         execution.history.add("MapIterationStarted", {"name": name, "index": index})
         try:
-            results[index] = execution.run_machine(machine, inputs[index], {"Index": index, "Value": inputs[index]})
+            results[index] = execution.run_machine(machine, inputs[index], {"Index": index, "Value": inputs[index]}, step,
+                                                   cancel)
             execution.history.add("MapIterationSucceeded", {"name": name, "index": index})
         except E.StatesError as exc:
             execution.history.add("MapIterationFailed", {"name": name, "index": index})
             failure.append(exc)
+            cancel.set()
+        except E.BranchStopped:
+            execution.history.add("MapIterationAborted", {"name": name, "index": index})
 
     _run_pool(run, len(inputs), workers)
     if failure:
-        execution.history.add("MapStateFailed")
-        raise failure[0]
+        raise failure[0]  # the engine records MapStateFailed once, when no retry is left
     execution.history.add("MapStateSucceeded")
     return results
 
@@ -169,27 +208,18 @@ def _run_pool(run: Any, count: int, workers: int) -> None:
         raise stopped[0]
 
 
-def _child_execution(execution: "Execution", child_input: Any, name: str, arn: str, machine: dict) -> "Execution":
-    """A child workflow execution with its own history, sharing the parent's services and stop signal."""
-    from emulator.stepfunctions.engine import Execution
-
-    return Execution(execution.machine, child_input, invoker=execution.invoker, s3_client=execution.s3,
-                     name=name, history=History(clock=execution.clock), clock=execution.clock,
-                     rng=execution.rng, stop=execution.stop, definition=machine, arn=arn)
-
-
 class MapRun:
     """One Distributed Map run: child executions, counts, tolerance, events and the run record."""
 
-    def __init__(self, execution: "Execution", name: str, state: dict, machine: dict, execution_type: str,
+    def __init__(self, execution: ExecutionPort, step: Step, state: dict, machine: dict, execution_type: str,
                  max_concurrency: int, tolerance: tuple[float | None, int | None]) -> None:
-        self.execution, self.name, self.state, self.machine = execution, name, state, machine
+        self.execution, self.step, self.name, self.state, self.machine = execution, step, step.name, state, machine
         self.express = execution_type == "EXPRESS"
         self.max_concurrency = max_concurrency
         self.tolerated_pct, self.tolerated_count = tolerance
         self.run_id = str(uuid.uuid4())
-        self.label = state.get("Label") or default_label(execution.machine.arn, name)
-        self.arn = aws.map_run_arn(execution.machine.name, self.label, self.run_id)
+        self.label = state.get("Label") or default_label(execution.machine_arn, step.name)
+        self.arn = aws.map_run_arn(execution.machine_name, self.label, self.run_id)
         self.children: list[dict[str, Any]] = []
         self.total_items = 0
         self._lock = threading.Lock()
@@ -206,14 +236,14 @@ class MapRun:
         return any(checks) if checks else failed_items > 0
 
     # -- the run ---------------------------------------------------------------------------
-    def run(self, items: list[Any] | None, data: Any, ctx: dict) -> Any:
+    def run(self, items: list[Any] | None, data: Any, ctx: dict, template: Template) -> Any:
         """Read the items (ItemReader), start the children, write results; returns the Map's result."""
         history = self.execution.history
         history.add("MapRunStarted", {"mapRunArn": self.arn})
         try:
             if items is None:
                 items = read_from_s3(self.execution.s3, self.name, self.state["ItemReader"], data, ctx)
-            inputs = select_and_batch(self.state, items, data, ctx)
+            inputs = select_and_batch(self.state, items, data, ctx, template)
         except E.StatesError as exc:
             self._record()
             return self._fail(exc.error, exc.cause)
@@ -251,12 +281,11 @@ class MapRun:
 
     def _fail(self, error: str, cause: str) -> Any:
         self.execution.history.add("MapRunFailed", {"error": error, "cause": cause})
-        self.execution.history.add("MapStateFailed")
         raise E.StatesError(error, cause)
 
     def _child_machine(self) -> str:
         """The children's state machine name: ``MACHINE/LABEL``."""
-        return f"{self.execution.machine.name}/{self.label}"
+        return f"{self.execution.machine_name}/{self.label}"
 
     def _child_arn(self, child_name: str) -> str:
         build = aws.express_execution_arn if self.express else aws.execution_arn
@@ -279,39 +308,25 @@ class MapRun:
                 self._failed_items += child["items"]
 
     def _attempt(self, child: dict[str, Any]) -> None:
-        execution, clock = self.execution, self.execution.clock
         child_name = str(uuid.uuid4())
-        run = _child_execution(execution, child["input"], child_name, self._child_arn(child_name), self.machine)
-        start = clock.now()
-        run.deadline = execution.deadline
-        if self.express:
-            limit = start + aws.EXPRESS_MAX_DURATION_S
-            run.deadline = limit if run.deadline is None else min(run.deadline, limit)
-        child.update(name=child_name, execution_arn=run.arn, start=start,
+        arn = self._child_arn(child_name)
+        child.update(name=child_name, execution_arn=arn, start=self.execution.clock.now(),
                      execution_type="EXPRESS" if self.express else "STANDARD")
         child.setdefault("attempts", []).append(child_name)
-        run.history.add("ExecutionStarted", {"input": as_json(child["input"])})
-        try:
-            output = run.run_machine(self.machine, child["input"], {"Index": child["index"], "Value": child["input"]})
-            run.history.add("ExecutionSucceeded", {"output": as_json(output)})
-            child.update(status="SUCCEEDED", output=output)
-        except E.StatesError as exc:
-            run.history.add("ExecutionFailed", {"error": exc.error, "cause": exc.cause})
-            child.update(status="FAILED", error=exc.error, cause=exc.cause)
-        except E.ExecutionStopped:
-            parent_over = execution.deadline is not None and clock.now() > execution.deadline
-            if execution.stop.is_set() or parent_over or not self.express:
-                run.history.add("ExecutionAborted", {})
-                raise
-            cause = f"The Express child workflow ran longer than {aws.EXPRESS_MAX_DURATION_S} seconds"
-            run.history.add("ExecutionTimedOut", {"error": E.TIMEOUT, "cause": cause})
-            child.update(status="TIMED_OUT", error=E.TIMEOUT, cause=cause)
-        finally:
-            child["stop"] = clock.now()
-            child["history"] = run.history.events
-            if self.express:
-                child.setdefault("billed_duration_s", 0.0)
-                child["billed_duration_s"] += _express_billed_seconds(child["stop"] - start)
+        run = self.execution.spawn_child(self.machine, child["input"], name=child_name, arn=arn,
+                                         item={"Index": child["index"], "Value": child["input"]}, parent=self.step,
+                                         max_duration_s=aws.EXPRESS_MAX_DURATION_S if self.express else None)
+        child.update(start=run.start, stop=run.stop, history=run.history)
+        if self.express:
+            child["billed_duration_s"] = child.get("billed_duration_s", 0.0) + _express_billed_seconds(run.stop - run.start)
+        if run.status == "ABORTED":
+            self.execution.check_running()  # the parent stopped or timed out: unwind with that reason
+            raise E.ExecutionStopped("stopped")
+        child["status"] = run.status
+        if run.status == "SUCCEEDED":
+            child["output"] = run.output
+        else:
+            child.update(error=run.error, cause=run.cause)
 
     # -- bookkeeping --------------------------------------------------------------------------
     def _record(self) -> dict[str, Any]:
@@ -343,8 +358,7 @@ class MapRun:
                 "billed_duration_s": seconds, "memory_mb": EXPRESS_MEMORY_CHUNK_MB,
                 "gb_seconds": seconds * EXPRESS_MEMORY_CHUNK_MB / 1024.0,
             }
-        with self.execution._map_lock:
-            self.execution.map_runs.append(record)
+        self.execution.record_map_run(record)
         return record
 
 

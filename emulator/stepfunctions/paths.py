@@ -1,10 +1,23 @@
-"""JSONPath as Step Functions uses it: paths, reference paths, ResultPath, payload templates."""
+"""JSONPath as Step Functions uses it: paths, reference paths, InputPath/OutputPath, ResultPath.
+
+Rules (https://docs.aws.amazon.com/step-functions/latest/dg/amazon-states-language-paths.html):
+paths start with ``$`` (the data), ``$$`` (the context object) or ``$name`` (a workflow
+variable, https://docs.aws.amazon.com/step-functions/latest/dg/workflow-variables.html); a
+definite path that is missing is a ``States.Runtime`` error, an indefinite one (``[*]``,
+slices, filters ``[?(@.x == 1)]``, deep scan ``..``) yields an array, empty when nothing
+matches. ``ResultPath`` is a reference path (definite, on the data) and is applied to a copy of
+the raw input. Filters and deep scans are evaluated with ``jsonpath-ng`` (its extended parser),
+a maintained JSONPath library, rather than by hand.
+"""
 
 from __future__ import annotations
 
 import copy
+import json
 import re
 from typing import Any
+
+import jsonpath_ng.ext
 
 from emulator.stepfunctions.errors import RUNTIME, StatesError
 
@@ -15,14 +28,28 @@ class PathSyntaxError(ValueError):
     """A path that cannot be parsed."""
 
 
-def parse(path: str) -> tuple[str, list[tuple[str, Any]]]:
-    """Split ``$.a['b'][0][*]`` into its root (``$`` or ``$$``) and steps."""
+_VARIABLE = re.compile(r"\$([^\W\d]\w*)")
+# Syntax the step parser leaves to jsonpath-ng: deep scan, filters, unions, functions.
+_EXTENDED = re.compile(r"\.\.|\[\s*\?|\[[^\]]*,|@")
+
+
+def split_root(path: str) -> tuple[str, str]:
+    """``(root, rest)``: root is ``$$`` (context), ``$`` (data) or ``$name`` (a variable)."""
+    if not isinstance(path, str):
+        raise PathSyntaxError(f"path {path!r} must be a string")
     if path.startswith("$$"):
-        root, rest = "$$", path[2:]
-    elif path.startswith("$"):
-        root, rest = "$", path[1:]
-    else:
-        raise PathSyntaxError(f"path {path!r} must start with '$'")
+        return "$$", path[2:]
+    m = _VARIABLE.match(path)
+    if m:
+        return m.group(0), path[m.end():]
+    if path.startswith("$"):
+        return "$", path[1:]
+    raise PathSyntaxError(f"path {path!r} must start with '$'")
+
+
+def parse(path: str) -> tuple[str, list[tuple[str, Any]]]:
+    """Split ``$.a['b'][0][*]`` into its root (``$``, ``$$``, ``$var``) and steps."""
+    root, rest = split_root(path)
     steps: list[tuple[str, Any]] = []
     pos = 0
     while pos < len(rest):
@@ -44,18 +71,71 @@ def parse(path: str) -> tuple[str, list[tuple[str, Any]]]:
     return root, steps
 
 
-def evaluate(path: str, data: Any, context: Any = None) -> Any:
-    """The value at ``path`` in ``data`` (``$``) or ``context`` (``$$``).
+def is_definite(path: str) -> bool:
+    """Whether the path names one value (no wildcard, slice, filter or deep scan)."""
+    try:
+        _, rest = split_root(path)
+        if _EXTENDED.search(rest):
+            return False
+        return all(kind in ("key", "index") for kind, _ in parse(path)[1])
+    except PathSyntaxError:
+        return False
+
+
+def check_path(path: str) -> None:
+    """Raise PathSyntaxError when ``path`` is not a path this engine evaluates."""
+    root, rest = split_root(path)
+    if _EXTENDED.search(rest):
+        try:
+            jsonpath_ng.ext.parse("$" + rest)
+        except Exception as exc:  # noqa: BLE001 - jsonpath-ng raises several exception types
+            raise PathSyntaxError(f"cannot parse {path!r}: {exc}") from exc
+    else:
+        parse(path)
+
+
+def _root_value(root: str, path: str, data: Any, context: Any, variables: Any) -> Any:
+    if root == "$$":
+        return context
+    if root == "$":
+        return data
+    try:
+        return variables.get(root[1:]) if variables is not None else _missing_variable(path)
+    except KeyError:
+        return _missing_variable(path)
+
+
+def _missing_variable(path: str) -> Any:
+    raise StatesError(RUNTIME, f"The JSONPath '{path}' references a variable that is not defined")
+
+
+def evaluate(path: str, data: Any, context: Any = None, variables: Any = None, field: str | None = None) -> Any:
+    """The value at ``path`` in ``data`` (``$``), ``context`` (``$$``) or a variable (``$name``).
+
+    A definite path that does not exist raises States.Runtime, as AWS does; an indefinite
+    one (wildcard, slice, filter, deep scan) gives the list of what matched, ``[]`` when
+    nothing did.
+
+    ``field`` names the field the path came from, for AWS's error cause ("The JSONPath '$.x'
+    specified for the field 'x.$' could not be found in the input '{...}'").
 
     Raises:
-        StatesError: States.Runtime when the path does not exist, as AWS does.
+        StatesError: States.Runtime for a missing definite path or an unparseable path.
     """
     try:
-        root, steps = parse(path)
+        root, rest = split_root(path)
+        extended = bool(_EXTENDED.search(rest))
+        steps = [] if extended else parse(path)[1]
     except PathSyntaxError as exc:
         raise StatesError(RUNTIME, str(exc)) from exc
-    values = [context if root == "$$" else data]
-    multi = False
+    base = _root_value(root, path, data, context, variables)
+    if extended:
+        try:
+            return [match.value for match in jsonpath_ng.ext.parse("$" + rest).find(base)]
+        except Exception as exc:  # noqa: BLE001 - jsonpath-ng raises several exception types
+            raise StatesError(RUNTIME, f"cannot evaluate the JSONPath {path!r}: {exc}") from exc
+    multi = any(kind in ("star", "slice") for kind, _ in steps)
+    values = [base]
     for kind, arg in steps:
         nxt = []
         for value in values:
@@ -63,51 +143,57 @@ def evaluate(path: str, data: Any, context: Any = None) -> Any:
                 if not isinstance(value, dict) or arg not in value:
                     if multi:
                         continue
-                    raise StatesError(RUNTIME, f"The JSONPath '{path}' could not be found in the input '{_short(data if root == '$' else context)}'")
+                    raise _missing(path, field, base)
                 nxt.append(value[arg])
             elif kind == "index":
                 if not isinstance(value, list) or not -len(value) <= arg < len(value):
                     if multi:
                         continue
-                    raise StatesError(RUNTIME, f"The JSONPath '{path}' could not be found in the input '{_short(data)}'")
+                    raise _missing(path, field, base)
                 nxt.append(value[arg])
             elif kind == "slice":
-                if not isinstance(value, list):
-                    raise StatesError(RUNTIME, f"The JSONPath '{path}' slices a non-array")
-                nxt.extend(value[arg[0]:arg[1]])
-                multi = True
+                if isinstance(value, list):
+                    nxt.extend(value[arg[0]:arg[1]])
             else:  # star
                 nxt.extend(value.values() if isinstance(value, dict) else value if isinstance(value, list) else [])
-                multi = True
         values = nxt
     return values if multi else values[0]
 
 
-def is_path_value_present(path: str, data: Any) -> bool:
-    """Whether ``path`` exists in ``data`` (Choice's IsPresent)."""
+def is_path_value_present(path: str, data: Any, context: Any = None, variables: Any = None) -> bool:
+    """Whether ``path`` exists (Choice's IsPresent); an indefinite path is present when it matches something."""
     try:
-        evaluate(path, data)
-        return True
+        value = evaluate(path, data, context, variables)
     except StatesError:
         return False
+    return bool(value) if not is_definite(path) else True
+
+
+def _missing(path: str, field: str | None, data: Any) -> StatesError:
+    where = f" specified for the field '{field}'" if field else ""
+    return StatesError(RUNTIME, f"The JSONPath '{path}'{where} could not be found in the input "
+                                f"'{json.dumps(data, default=str)}'")
 
 
 def _short(value: Any) -> str:
-    import json
-
     text = json.dumps(value, default=str)
     return text if len(text) <= 300 else text[:300] + "..."
 
 
-def apply_input_path(path: str | None, data: Any, context: Any) -> Any:
+def apply_input_path(path: str | None, data: Any, context: Any, variables: Any = None, field: str = "InputPath") -> Any:
     """InputPath / OutputPath: ``None`` (JSON null) gives ``{}``; missing means ``$``."""
     if path is None:
         return {}
-    return evaluate(path, data, context)
+    return evaluate(path, data, context, variables, field)
 
 
 def apply_result_path(result_path: str | None, state_input: Any, result: Any) -> Any:
-    """ResultPath: where the result goes in (a copy of) the state input."""
+    """ResultPath: where the result goes in (a copy of) the state input.
+
+    Raises:
+        StatesError: States.Runtime when the path cannot be applied to the input (an index
+            into an object or past an array's end, a field of a non-object).
+    """
     if result_path is None:
         return copy.deepcopy(state_input)
     root, steps = parse(result_path)
@@ -115,36 +201,26 @@ def apply_result_path(result_path: str | None, state_input: Any, result: Any) ->
         raise StatesError(RUNTIME, f"ResultPath {result_path!r} must be a reference path")
     if not steps:
         return result
-    if not isinstance(state_input, dict):
-        raise StatesError(RUNTIME, f"ResultPath {result_path!r} needs a JSON object input, got {_short(state_input)}")
     out = copy.deepcopy(state_input)
     node = out
-    for kind, key in steps[:-1]:
+    for position, (kind, key) in enumerate(steps):
+        last = position == len(steps) - 1
         if kind == "index":
-            node = node[key]
-            continue
-        if key not in node or not isinstance(node[key], dict):
-            node[key] = {}
-        node = node[key]
-    last_kind, last = steps[-1]
-    node[last] = result
-    return out
-
-
-def resolve_template(template: Any, data: Any, context: Any) -> Any:
-    """Parameters / ResultSelector / ItemSelector: fields ending ``.$`` are paths or intrinsics."""
-    from emulator.stepfunctions.intrinsics import call_intrinsic, is_intrinsic
-
-    if isinstance(template, dict):
-        out = {}
-        for key, value in template.items():
-            if key.endswith(".$"):
-                if not isinstance(value, str):
-                    raise StatesError(RUNTIME, f"field {key!r} must hold a path or intrinsic function string")
-                out[key[:-2]] = call_intrinsic(value, data, context) if is_intrinsic(value) else evaluate(value, data, context)
+            if not isinstance(node, list) or not -len(node) <= key < len(node):
+                raise StatesError(RUNTIME, f"Unable to apply ResultPath {result_path!r} to input {_short(state_input)}: "
+                                           f"index [{key}] is not an element of an array")
+            if last:
+                node[key] = result
             else:
-                out[key] = resolve_template(value, data, context)
-        return out
-    if isinstance(template, list):
-        return [resolve_template(v, data, context) for v in template]
-    return copy.deepcopy(template)
+                node = node[key]
+            continue
+        if not isinstance(node, dict):
+            raise StatesError(RUNTIME, f"Unable to apply ResultPath {result_path!r} to input {_short(state_input)}: "
+                                       f"{key!r} is not a field of an object")
+        if last:
+            node[key] = result
+        else:
+            if key not in node or not isinstance(node[key], (dict, list)):
+                node[key] = {}
+            node = node[key]
+    return out

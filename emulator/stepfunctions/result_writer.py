@@ -20,9 +20,9 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-from emulator.stepfunctions import errors as E
+import emulator.stepfunctions.errors as E
 from emulator.stepfunctions.history import as_json
-from emulator.stepfunctions.paths import resolve_template
+from emulator.stepfunctions.templates import resolve_template
 
 FILE_GROUPS = ("SUCCEEDED", "FAILED", "PENDING")
 

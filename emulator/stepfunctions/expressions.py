@@ -1,0 +1,139 @@
+"""JSONata expressions as Step Functions evaluates them.
+
+Rules (https://docs.aws.amazon.com/step-functions/latest/dg/transforming-data.html):
+- a string value is an expression only when it starts with ``{%`` and ends with ``%}`` (no
+  space outside the delimiters); any other string is a literal. Expressions may appear at any
+  depth of objects and arrays in ``Arguments``, ``Output``, ``Assign``, ``ItemSelector`` ...
+- the reserved variable ``$states`` holds ``input``, ``context``, and where available
+  ``result`` and ``errorOutput``; workflow variables are ``$name``;
+- an expression that fails, or yields *undefined* (JSON cannot represent it), raises
+  ``States.QueryEvaluationError``;
+- Step Functions adds ``$partition``, ``$range``, ``$hash``, ``$random`` (with optional seed),
+  ``$uuid`` and ``$parse``; ``$eval`` is not supported.
+
+The evaluator is ``jsonata-python`` (a maintained pure-Python port of JSONata 2.x, the version
+line AWS runs: 2.0.6); see docs/stepfunctions.md for why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import threading
+import uuid
+from typing import Any
+
+import jsonata
+from jsonata.utils import Utils
+
+from emulator.stepfunctions.errors import QUERY_EVALUATION_ERROR, StatesError
+
+OPEN, CLOSE = "{%", "%}"
+HASH_ALGORITHMS = {"MD5": hashlib.md5, "SHA-1": hashlib.sha1, "SHA-256": hashlib.sha256,
+                   "SHA-384": hashlib.sha384, "SHA-512": hashlib.sha512}
+MAX_RANGE_ITEMS = 1000  # as States.ArrayRange
+
+
+def is_expression(value: Any) -> bool:
+    """Whether ``value`` is a ``{% ... %}`` JSONata expression string."""
+    return isinstance(value, str) and value.startswith(OPEN) and value.endswith(CLOSE) and len(value) >= 4
+
+
+def _partition(items: Any, size: Any) -> list[Any]:
+    if not isinstance(items, list) or not isinstance(size, (int, float)) or size < 1:
+        raise ValueError("$partition(array, size) needs an array and a size of at least 1")
+    n = int(size)
+    return [items[i:i + n] for i in range(0, len(items), n)]
+
+
+def _range(start: Any, end: Any, step: Any) -> list[Any]:
+    if step == 0:
+        raise ValueError("$range: step must not be 0")
+    out: list[Any] = []
+    value = start
+    while (step > 0 and value <= end) or (step < 0 and value >= end):
+        out.append(value)
+        if len(out) > MAX_RANGE_ITEMS:
+            raise ValueError(f"$range is limited to {MAX_RANGE_ITEMS} items")
+        value += step
+    return out
+
+
+def _hash(data: Any, algorithm: Any) -> str:
+    if algorithm not in HASH_ALGORITHMS:
+        raise ValueError(f"$hash: algorithm {algorithm!r} must be one of {', '.join(HASH_ALGORITHMS)}")
+    text = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
+    return HASH_ALGORITHMS[algorithm](text.encode()).hexdigest()
+
+
+def _random(seed: Any = None) -> float:
+    return random.Random(seed).random() if seed is not None else random.random()
+
+
+def _parse(text: Any) -> Any:
+    if not isinstance(text, str):
+        raise ValueError("$parse needs a string")
+    return json.loads(text)
+
+
+def _no_eval(*_args: Any) -> Any:
+    raise ValueError("$eval is not supported by Step Functions; use $parse")
+
+
+_FUNCTIONS = {"partition": _partition, "range": _range, "hash": _hash, "random": _random,
+              "uuid": lambda: str(uuid.uuid4()), "parse": _parse, "eval": _no_eval}
+_cache: dict[str, jsonata.Jsonata] = {}
+_cache_lock = threading.Lock()
+
+
+def compile_expression(text: str) -> jsonata.Jsonata:
+    """The compiled expression inside ``{% %}`` (cached).
+
+    Raises:
+        ValueError: the expression does not parse.
+    """
+    body = text[len(OPEN):-len(CLOSE)]
+    with _cache_lock:
+        compiled = _cache.get(body)
+    if compiled is None:
+        try:
+            compiled = jsonata.Jsonata(body)
+        except Exception as exc:  # noqa: BLE001 - jsonata raises JException and Python errors alike
+            raise ValueError(f"{text!r} is not a valid JSONata expression: {exc}") from exc
+        compiled.set_output_convert_nulls(False)
+        for name, fn in _FUNCTIONS.items():
+            compiled.register_lambda(name, fn)
+        with _cache_lock:
+            _cache[body] = compiled
+    return compiled
+
+
+def evaluate_expression(text: str, bindings: dict[str, Any]) -> Any:
+    """Evaluate one ``{% %}`` expression with ``$states`` and variables bound.
+
+    Raises:
+        StatesError: States.QueryEvaluationError when it fails or yields undefined.
+    """
+    try:
+        compiled = compile_expression(text)
+        value = compiled.evaluate(None, bindings)
+    except StatesError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any evaluation failure is a query evaluation error
+        raise StatesError(QUERY_EVALUATION_ERROR, f"An error occurred while evaluating the expression {text!r}: {exc}") from exc
+    if value is None:
+        raise StatesError(QUERY_EVALUATION_ERROR,
+                          f"The JSONata expression {text!r} returned nothing (undefined), which is not a JSON value")
+    return Utils.convert_nulls(value)
+
+
+def resolve(value: Any, bindings: dict[str, Any]) -> Any:
+    """``value`` with every expression string in it (at any depth) replaced by its result."""
+    if is_expression(value):
+        return evaluate_expression(value, bindings)
+    if isinstance(value, dict):
+        return {k: resolve(v, bindings) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve(v, bindings) for v in value]
+    return value
