@@ -135,7 +135,7 @@ def _resolved(step: Step) -> dict[str, Any]:
 
 def run_map(execution: ExecutionPort, step: Step) -> Any:
     """Run the Map; returns the list of child outputs, or what ResultWriter gives."""
-    name, data, ctx = step.name, step.input, step.ctx
+    data, ctx = step.input, step.ctx
     state = _resolved(step)
     processor = state.get("ItemProcessor", state.get("Iterator"))
     config = processor.get("ProcessorConfig") or {}
