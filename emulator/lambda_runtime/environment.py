@@ -238,8 +238,15 @@ class ProcessEnvironment(ExecutionEnvironment):
     Docker backend is exact where this samples every 20 ms.
     """
 
-    def __init__(self, function: FunctionConfig, **kwargs: Any) -> None:
+    def __init__(self, function: FunctionConfig, *, python: str | None = None, task_root: str | None = None,
+                 python_path: tuple[str, ...] = (), **kwargs: Any) -> None:
+        """``python``, ``task_root`` and ``python_path`` give a function its own interpreter (a venv),
+        code directory (the working directory, first on ``sys.path``, as ``/var/task``) and layer
+        directories; by default the runtime runs on this interpreter from a temporary directory."""
         super().__init__(function, **kwargs)
+        self._python = python or sys.executable
+        self._task_root = task_root
+        self._python_path = python_path
         self._proc: subprocess.Popen[bytes] | None = None
         self._tmpdir = tempfile.TemporaryDirectory(prefix=f"lambdatwin-{function.name}-")
         self._peak_kb = 0
@@ -250,10 +257,15 @@ class ProcessEnvironment(ExecutionEnvironment):
 
     def _launch(self, env: dict[str, str]) -> None:
         full_env = {**os.environ, **env, "TMPDIR": self._tmpdir.name}
+        if self._task_root is not None:
+            full_env.pop("PYTHONPATH", None)  # the function's own path only
+            full_env["LAMBDA_TASK_ROOT"] = self._task_root
+        if self._python_path:
+            full_env["PYTHONPATH"] = os.pathsep.join(self._python_path)
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "awslambdaric", self.function.handler],
+            [self._python, "-m", "awslambdaric", self.function.handler],
             env=full_env,
-            cwd=self._tmpdir.name,
+            cwd=self._task_root or self._tmpdir.name,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
