@@ -40,8 +40,7 @@ class Resolver:
         self._get_att = get_att
         self.pseudo = {
             "AWS::Region": aws.REGION, "AWS::AccountId": aws.ACCOUNT_ID, "AWS::Partition": aws.PARTITION,
-            "AWS::StackName": stack_name, "AWS::URLSuffix": "amazonaws.com", "AWS::StackId":
-                f"arn:{aws.PARTITION}:cloudformation:{aws.REGION}:{aws.ACCOUNT_ID}:stack/{stack_name}/local",
+            "AWS::StackName": stack_name, "AWS::URLSuffix": "amazonaws.com",
         }
         self.mappings = mappings or {}
         self.conditions = conditions or {}

@@ -304,6 +304,7 @@ class _Locals:
     code_dirs: dict[str, Path] = field(default_factory=dict)
     layer_dirs: dict[str, Path] = field(default_factory=dict)
     images: dict[str, tuple[Path, str, list[str]]] = field(default_factory=dict)
+    definitions: dict[str, str] = field(default_factory=dict)  # DefinitionUri file text
 
 
 def _prepare_for_translation(template: dict[str, Any], base: Path) -> _Locals:
@@ -344,21 +345,16 @@ def _prepare_for_translation(template: dict[str, Any], base: Path) -> _Locals:
             props["ContentUri"] = f"s3://{_PLACEHOLDER_BUCKET}/{logical}"
         elif res["Type"] == "AWS::Serverless::StateMachine":
             if "DefinitionUri" in props:
-                path = _local_path(base, props.pop("DefinitionUri"), logical, "DefinitionUri")
-                props["Definition"] = _read_definition(path, logical)
+                # Kept as text, as CloudFormation substitutes into the file's text:
+                # `"MaxItemsPerBatch": ${Size}` is valid before substitution.
+                path = _local_path(base, props["DefinitionUri"], logical, "DefinitionUri")
+                if not path.is_file():
+                    raise DefinitionFileError(f"resource {logical!r}: DefinitionUri {path} is not a file")
+                found.definitions[logical] = path.read_text()
+                props["DefinitionUri"] = f"s3://{_PLACEHOLDER_BUCKET}/{logical}.asl.json"
             elif "Definition" not in props:
                 raise DefinitionFileError(f"resource {logical!r}: set Definition or DefinitionUri")
     return found
-
-
-def _read_definition(path: Path, logical: str) -> Any:
-    import yaml
-
-    text = path.read_text()
-    try:
-        return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise DefinitionFileError(f"resource {logical!r}: DefinitionUri {path} is not valid JSON/YAML: {exc}") from None
 
 
 def _translate(template: dict[str, Any], parameters: dict[str, str], where: str) -> dict[str, Any]:
@@ -468,7 +464,7 @@ def _build_app(path: Path, stack: str, parameters: dict[str, str], sam: dict[str
         if rtype == "AWS::StepFunctions::StateMachine":
             return aws.state_machine_arn(names[name])
         if rtype == "AWS::Lambda::LayerVersion":
-            return f"arn:{aws.PARTITION}:lambda:{aws.REGION}:{aws.ACCOUNT_ID}:layer:{names[name]}:1"
+            return aws.layer_version_arn(names[name])
         return names[name]
 
     def get_att(lid: str, attribute: str) -> Any:
@@ -478,7 +474,7 @@ def _build_app(path: Path, stack: str, parameters: dict[str, str], sam: dict[str
         if rtype == "AWS::StepFunctions::StateMachine" and attribute in ("Arn", "Name"):
             return aws.state_machine_arn(names[lid]) if attribute == "Arn" else names[lid]
         if rtype == "AWS::S3::Bucket" and attribute in ("Arn", "DomainName", "RegionalDomainName"):
-            return f"arn:{aws.PARTITION}:s3:::{names[lid]}" if attribute == "Arn" else f"{names[lid]}.s3.amazonaws.com"
+            return aws.bucket_arn(names[lid]) if attribute == "Arn" else f"{names[lid]}.s3.amazonaws.com"
         if rtype == "AWS::IAM::Role" and attribute == "Arn":
             return aws.role_arn(names[lid])
         raise KeyError(attribute)
@@ -498,7 +494,7 @@ def _build_app(path: Path, stack: str, parameters: dict[str, str], sam: dict[str
         if res["Type"] == "AWS::Lambda::Function":
             functions[lid] = _function_spec(lid, names[lid], props, found, layer_by_arn, where)
         elif res["Type"] == "AWS::StepFunctions::StateMachine":
-            definition = props.get("DefinitionString")
+            definition = found.definitions.get(lid, props.get("DefinitionString"))
             if not isinstance(definition, str):
                 definition = json.dumps(props.get("Definition"))
             subs = {k: str(v) for k, v in (props.get("DefinitionSubstitutions") or {}).items()}

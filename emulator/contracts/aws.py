@@ -97,3 +97,18 @@ def role_arn(name: str, account: str = ACCOUNT_ID) -> str:
 def arn_name(arn: str) -> str:
     """The last resource component of an ARN (after the final ``:`` or ``/``)."""
     return arn.rsplit(":", 1)[-1].rsplit("/", 1)[-1]
+
+
+def log_group_arn(group: str, region: str = REGION, account: str = ACCOUNT_ID) -> str:
+    """A CloudWatch Logs group's ARN (DescribeLogGroups' ``arn`` ends in ``:*``; this is without it)."""
+    return f"arn:{PARTITION}:logs:{region}:{account}:log-group:{group}"
+
+
+def layer_version_arn(name: str, version: int = 1, region: str = REGION, account: str = ACCOUNT_ID) -> str:
+    """A Lambda layer version's ARN."""
+    return f"arn:{PARTITION}:lambda:{region}:{account}:layer:{name}:{version}"
+
+
+def bucket_arn(name: str) -> str:
+    """An S3 bucket's ARN (global: no region or account)."""
+    return f"arn:{PARTITION}:s3:::{name}"
