@@ -446,14 +446,18 @@ def _build_app(path: Path, stack: str, parameters: dict[str, str], sam: dict[str
                found: _Locals, warnings: list[str]) -> App:
     resources = cfn["Resources"]
     names: dict[str, str] = {}
+    # Names may use parameters and pseudo parameters (not other resources: CloudFormation forbids the cycle).
+    params_only = Resolver(parameters.__getitem__, lambda lid, att: (_ for _ in ()).throw(KeyError(att)), stack,
+                           cfn.get("Mappings"))
+    name_props = {"AWS::Lambda::Function": "FunctionName", "AWS::StepFunctions::StateMachine": "StateMachineName",
+                  "AWS::S3::Bucket": "BucketName"}
     for lid, res in resources.items():
-        props = res.get("Properties") or {}
-        if res["Type"] == "AWS::Lambda::Function":
-            names[lid] = props.get("FunctionName") if isinstance(props.get("FunctionName"), str) else lid
-        elif res["Type"] == "AWS::StepFunctions::StateMachine":
-            names[lid] = props.get("StateMachineName") if isinstance(props.get("StateMachineName"), str) else lid
+        prop = name_props.get(res["Type"])
+        value = (res.get("Properties") or {}).get(prop) if prop else None
+        if value is not None:
+            names[lid] = str(params_only.resolve(value, f"{path}: resource {lid!r} property {prop!r}"))
         elif res["Type"] == "AWS::S3::Bucket":
-            names[lid] = props.get("BucketName") if isinstance(props.get("BucketName"), str) else f"{stack}-{lid}".lower()
+            names[lid] = f"{stack}-{lid}".lower()
         else:
             names[lid] = lid
 

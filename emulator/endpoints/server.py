@@ -22,6 +22,7 @@ set ``AWS_DISABLE_HOST_PREFIX_INJECTION=true`` (boto3 and the AWS CLI read it).
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import signal
 import threading
@@ -165,6 +166,7 @@ class Server:
                  log: Callable[[str], None] = lambda line: None) -> None:
         self.state_dir = Path(state_dir)
         self.log = log
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log line per request
         try:
             self._http: BaseWSGIServer = make_server(host, port, lambda e, s: self.app(e, s), threaded=True)
         except OSError as exc:
