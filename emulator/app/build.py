@@ -88,7 +88,8 @@ class BuildCache:
         with self._once(target) as needed:
             if needed:
                 self.log(f"building the Lambda runtime packages for Python {version} ({', '.join(RUNTIME_PACKAGES)})")
-                self._pip(python, ["install", "--quiet", "--target", str(target), *RUNTIME_PACKAGES], target, Path.cwd())
+                _run([python, "-m", "pip", "--disable-pip-version-check", "install", "--quiet", "--target", str(target),
+                      *RUNTIME_PACKAGES], target, f"pip install {' '.join(RUNTIME_PACKAGES)} (the Lambda runtime)")
         return target
 
     def function_venv(self, python: str, requirements: Path | None, label: str) -> tuple[Path, bool]:
@@ -105,8 +106,9 @@ class BuildCache:
                 if text:
                     # The host's pip (and its configuration: indexes, find-links, constraints)
                     # installs into the venv's interpreter.
-                    self._pip(sys.executable, ["--python", str(venv / "bin" / "python"), "install", "--quiet",
-                                               "-r", str(requirements)], venv, requirements.parent)
+                    _run([sys.executable, "-m", "pip", "--disable-pip-version-check", "--python",
+                          str(venv / "bin" / "python"), "install", "--quiet", "-r", str(requirements)],
+                         venv, f"pip install -r {requirements} (function {label})", requirements.parent)
                 site = _site_packages(venv)
                 (site / "zz-lambdatwin-runtime.pth").write_text(f"{runtime}\n")
                 self.builds.append(key)
@@ -142,9 +144,6 @@ class BuildCache:
                 raise
             (target / _DONE).write_text("")
 
-    def _pip(self, python: str, args: list[str], target: Path, cwd: Path) -> None:
-        _run([python, "-m", "pip", "--disable-pip-version-check", *args], target, "pip " + " ".join(args[:2]), cwd)
-
 
 def _run(cmd: list[str], target: Path, what: str, cwd: Path | None = None) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
@@ -154,7 +153,7 @@ def _run(cmd: list[str], target: Path, what: str, cwd: Path | None = None) -> No
         raise EnvironmentSetupError(f"{what} for {target.name} took longer than {_BUILD_TIMEOUT_S} s") from None
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        raise EnvironmentSetupError(f"{what} failed building {target}: {' | '.join(tail)}")
+        raise EnvironmentSetupError(f"{what} failed: {' | '.join(tail)}; fix it and run again")
 
 
 def _python_version(python: str) -> str:
