@@ -126,3 +126,31 @@ def test_a_failing_requirements_install_is_one_actionable_line(tmp_path):
     assert not any(p.name.startswith("venv-") and (p / ".lambdatwin-complete").exists()
                    for p in (tmp_path / "cache").iterdir())
     shutil.rmtree(tmp_path / "cache")
+
+
+def test_a_local_layer_is_on_the_function_path(tmp_path):
+    (tmp_path / "fn").mkdir()
+    (tmp_path / "fn" / "app.py").write_text("import shared\n\ndef handler(event, context):\n    return shared.VALUE\n")
+    (tmp_path / "layer" / "python").mkdir(parents=True)
+    (tmp_path / "layer" / "python" / "shared.py").write_text("VALUE = 'from the layer'\n")
+    (tmp_path / "template.yaml").write_text(textwrap.dedent("""\
+        AWSTemplateFormatVersion: '2010-09-09'
+        Transform: AWS::Serverless-2016-10-31
+        Resources:
+          Shared:
+            Type: AWS::Serverless::LayerVersion
+            Properties: {ContentUri: layer/, CompatibleRuntimes: [python3.11]}
+          Fn:
+            Type: AWS::Serverless::Function
+            Properties:
+              CodeUri: fn/
+              Handler: app.handler
+              Runtime: python3.11
+              Architectures: [arm64]
+              Layers: [!Ref Shared]
+        """))
+    app = load_app(tmp_path / "template.yaml")
+    assert any("Architectures ['arm64']" in w for w in app.warnings)
+    functions = LocalFunctions(BuildCache(root=tmp_path / "cache"))
+    with LambdaService([functions.deploy_spec(app.functions["Fn"])], environment_factory=functions.environment) as service:
+        assert service.invoke("Fn", {}) == "from the layer"

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import json
+import platform
 import re
 import sys
 from dataclasses import dataclass, field
@@ -487,8 +488,10 @@ def _build_app(path: Path, stack: str, parameters: dict[str, str], sam: dict[str
     resolver = Resolver(ref, get_att, stack, cfn.get("Mappings"), conditions)
     for cname, body in (cfn.get("Conditions") or {}).items():
         conditions[cname] = bool(resolver.resolve(body, f"Conditions.{cname}"))
-    layer_by_arn = {ref(lid): found.layer_dirs[lid] for lid, r in resources.items()
-                    if r["Type"] == "AWS::Lambda::LayerVersion" and lid in found.layer_dirs}
+    # SAM renames a LayerVersion (logical id + hash); its placeholder S3Key still names the SAM resource.
+    layer_by_arn = {ref(lid): found.layer_dirs[(r.get("Properties") or {}).get("Content", {}).get("S3Key")]
+                    for lid, r in resources.items() if r["Type"] == "AWS::Lambda::LayerVersion"
+                    and (r.get("Properties") or {}).get("Content", {}).get("S3Key") in found.layer_dirs}
     functions: dict[str, FunctionSpec] = {}
     machines: dict[str, StateMachineSpec] = {}
     buckets: dict[str, BucketSpec] = {}
@@ -496,7 +499,7 @@ def _build_app(path: Path, stack: str, parameters: dict[str, str], sam: dict[str
         where = f"{path}: resource {lid!r}"
         props = resolver.resolve(res.get("Properties") or {}, where)
         if res["Type"] == "AWS::Lambda::Function":
-            functions[lid] = _function_spec(lid, names[lid], props, found, layer_by_arn, where)
+            functions[lid] = _function_spec(lid, names[lid], props, found, layer_by_arn, where, warnings)
         elif res["Type"] == "AWS::StepFunctions::StateMachine":
             definition = found.definitions.get(lid, props.get("DefinitionString"))
             if not isinstance(definition, str):
@@ -509,7 +512,7 @@ def _build_app(path: Path, stack: str, parameters: dict[str, str], sam: dict[str
 
 
 def _function_spec(lid: str, name: str, props: dict[str, Any], found: _Locals, layer_by_arn: dict[str, Path],
-                   where: str) -> FunctionSpec:
+                   where: str, warnings: list[str]) -> FunctionSpec:
     package = props.get("PackageType", "Zip")
     runtime = str(props.get("Runtime", ""))
     if package != "Image" and not _PYTHON_RUNTIME.match(runtime):
@@ -522,6 +525,10 @@ def _function_spec(lid: str, name: str, props: dict[str, Any], found: _Locals, l
                                       "of this template; the twin runs only local layers (ContentUri directories)")
         layers.append(layer_by_arn[arn])
     architectures = list(props.get("Architectures") or ["x86_64"])
+    host = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine(), platform.machine())
+    if architectures != [host]:
+        warnings.append(f"{where}: Architectures {architectures} runs on this {host} host as {host} "
+                        "(pure-Python code behaves the same; compiled wheels are the host's)")
     env = {k: str(v) for k, v in ((props.get("Environment") or {}).get("Variables") or {}).items()}
     reserved = props.get("ReservedConcurrentExecutions")
     spec = FunctionSpec(
