@@ -41,24 +41,37 @@ def _load(args: argparse.Namespace):
 
 
 def run_template(args: argparse.Namespace, backend: str | None = None) -> int:
-    """``lambdatwin run --template`` (process backend); returns the exit code."""
+    """``lambdatwin run --template`` (process backend) or ``emulate --template`` (Docker); returns the exit code.
+
+    ``backend`` defaults from ``args.command`` (``emulate`` -> Docker); on Docker ``args.nat``
+    (the emulate flag) picks the NAT preset, ``none`` when absent.
+    """
     from emulator.app.runner import Upload, read_input, run_app
     from emulator.report import print_run
 
     backend = backend or ("docker" if getattr(args, "command", None) == "emulate" else "local")
     err = Console(stderr=True)
     try:
-        if backend != "local":
-            raise UserError("--template runs on the process backend (`lambdatwin run --template`); "
-                            "the Docker backend does not run templates yet")
         app = _load(args)
         for warning in app.warnings:
             err.print(f"[yellow]warning:[/yellow] {warning}")
         uploads = [Upload.parse(text) for text in args.upload]
-        record, run_dir = run_app(app, read_input(args.input), runs_dir=getattr(args, "runs_dir", None) or Path("runs"),
-                                  uploads=uploads, state_machine=args.state_machine,
-                                  state_dir=getattr(args, "state_dir", None) or DEFAULT_STATE_DIR,
-                                  log=lambda line: err.print(line))
+        runs_dir = getattr(args, "runs_dir", None) or Path("runs")
+        if backend == "docker":
+            from emulator.app.docker_run import run_app_docker
+            from emulator.docker.engine import DockerUnavailable
+
+            try:
+                record, run_dir = run_app_docker(app, read_input(args.input), runs_dir=runs_dir, uploads=uploads,
+                                                 state_machine=args.state_machine, nat=getattr(args, "nat", "none"),
+                                                 log=lambda line: err.print(line))
+            except DockerUnavailable as exc:
+                raise UserError(str(exc)) from None
+        else:
+            record, run_dir = run_app(app, read_input(args.input), runs_dir=runs_dir, uploads=uploads,
+                                      state_machine=args.state_machine,
+                                      state_dir=getattr(args, "state_dir", None) or DEFAULT_STATE_DIR,
+                                      log=lambda line: err.print(line))
     except UserError as exc:
         err.print(f"[red]error:[/red] {exc}")
         return exc.exit_code

@@ -90,6 +90,7 @@ class FunctionSpec:
     docker_context: Path | None = None  # Image
     dockerfile: str = "Dockerfile"
     image_command: list[str] = field(default_factory=list)
+    docker_build_args: dict[str, str] = field(default_factory=dict)
 
     def config(self, extra_environment: dict[str, str] | None = None) -> FunctionConfig:
         """The FunctionConfig every backend runs; ``extra_environment`` (S3 endpoint...) underneath the function's own."""
@@ -304,8 +305,21 @@ def _local_path(base: Path, value: Any, logical: str, prop: str) -> Path | None:
 class _Locals:
     code_dirs: dict[str, Path] = field(default_factory=dict)
     layer_dirs: dict[str, Path] = field(default_factory=dict)
-    images: dict[str, tuple[Path, str, list[str]]] = field(default_factory=dict)
+    images: dict[str, tuple[Path, str, list[str], dict[str, str]]] = field(default_factory=dict)
     definitions: dict[str, str] = field(default_factory=dict)  # DefinitionUri file text
+
+
+def _dockerfile_cmd(path: Path) -> list[str]:
+    """The last exec-form ``CMD [...]`` of a Dockerfile (the handler of a Lambda image)."""
+    command: list[str] = []
+    for line in path.read_text().splitlines():
+        m = re.match(r"^\s*CMD\s+(\[.*\])\s*$", line, re.IGNORECASE)
+        if m:
+            try:
+                command = [str(v) for v in json.loads(m.group(1))]
+            except json.JSONDecodeError:
+                continue
+    return command
 
 
 def _prepare_for_translation(template: dict[str, Any], base: Path) -> _Locals:
@@ -326,8 +340,12 @@ def _prepare_for_translation(template: dict[str, Any], base: Path) -> _Locals:
                 dockerfile = str(meta.get("Dockerfile", "Dockerfile"))
                 if not (context / dockerfile).is_file():
                     raise DefinitionFileError(f"resource {logical!r}: Metadata.Dockerfile {context / dockerfile} is not a file")
-                command = (props.get("ImageConfig") or {}).get("Command") or []
-                found.images[logical] = (context, dockerfile, list(command))
+                command = (props.get("ImageConfig") or {}).get("Command") or _dockerfile_cmd(context / dockerfile)
+                if not command:
+                    raise DefinitionFileError(f"resource {logical!r}: no handler: set ImageConfig.Command or a "
+                                              f"CMD [\"module.handler\"] in {context / dockerfile}")
+                args = {str(k): str(v) for k, v in (meta.get("DockerBuildArgs") or {}).items()}
+                found.images[logical] = (context, dockerfile, list(command), args)
                 props.setdefault("ImageUri", f"{aws.ACCOUNT_ID}.dkr.ecr.{aws.REGION}.amazonaws.com/{logical.lower()}:local")
                 continue
             code = props.get("CodeUri", global_code)
@@ -539,9 +557,9 @@ def _function_spec(lid: str, name: str, props: dict[str, Any], found: _Locals, l
         package_type=package, code_dir=found.code_dirs.get(lid), layers=layers,
     )
     if package == "Image":
-        context, dockerfile, command = found.images[lid]
-        spec.docker_context, spec.dockerfile, spec.image_command = context, dockerfile, command
-        spec.handler = command[0] if command else "app.handler"
+        context, dockerfile, command, args = found.images[lid]
+        spec.docker_context, spec.dockerfile, spec.image_command, spec.docker_build_args = context, dockerfile, command, args
+        spec.handler = command[0]
     try:
         spec.config()
     except ValueError as exc:
