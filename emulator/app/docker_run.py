@@ -11,6 +11,7 @@ process backend's (:mod:`emulator.app.runner`), with ``backend: docker``.
 from __future__ import annotations
 
 import io
+import os
 import tarfile
 from pathlib import Path
 from typing import Any, Callable
@@ -40,9 +41,12 @@ def task_archive(spec: FunctionSpec) -> bytes | None:
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         roots = [layer / "python" if (layer / "python").is_dir() else layer for layer in spec.layers] + [spec.code_dir]
         for root in roots:
-            for path in sorted(root.rglob("*")):
-                if path.is_file() and "__pycache__" not in path.parts:
-                    tar.add(path, arcname=path.relative_to(root).as_posix())
+            # os.walk(followlinks=True): a symlinked package (examples/cosmicai/src/worker) is part of the code.
+            for folder, dirs, files in sorted(os.walk(root, followlinks=True)):
+                dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+                for name in sorted(files):
+                    path = Path(folder) / name
+                    tar.add(path.resolve(), arcname=path.relative_to(root).as_posix())
     return buffer.getvalue()
 
 
