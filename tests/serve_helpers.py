@@ -26,7 +26,9 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "lambdatwin", "AWS_SECRET_ACCESS_KEY": "lamb
 class ServeProcess:
     """``python -m emulator.endpoints`` on a free port; ``stop()`` sends SIGTERM as a user's Ctrl-C would."""
 
-    def __init__(self, state_dir: Path, runs_dir: Path, template: Path | None = None, port: int | None = None) -> None:
+    def __init__(self, state_dir: Path, runs_dir: Path, template: Path | None = None, port: int | None = None,
+                 backend: str = "process") -> None:
+        self.backend = backend
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.state_dir, self.runs_dir, self.template = state_dir, runs_dir, template
@@ -38,6 +40,7 @@ class ServeProcess:
                "--runs-dir", str(self.runs_dir)]
         if self.template:
             cmd += ["--template", str(self.template)]
+        cmd += ["--backend", self.backend]
         self.proc = subprocess.Popen(cmd, stdout=self.log.open("ab"), stderr=subprocess.STDOUT, cwd=REPO,
                                      env={**os.environ, **CREDENTIALS})
         deadline = time.monotonic() + timeout_s

@@ -96,6 +96,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--port", type=int, default=4566, help="port (default 4566)")
     serve.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="where state persists (default ./.lambdatwin)")
     serve.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run records of executions go (default ./runs)")
+    serve.add_argument("--backend", choices=("process", "docker"), default="process",
+                       help="run functions as host processes (default) or in containers")
     serve.set_defaults(func=cmd_serve)
 
     invoke = sub.add_parser("invoke", help="invoke one function of a template once (a cold start)",
@@ -126,7 +128,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         return serve(host=args.host, port=args.port, state_dir=args.state_dir, runs_dir=args.runs_dir,
                      template=args.template, parameter_overrides=args.parameter_overrides,
-                     log=lambda line: err.print(line))
+                     log=lambda line: err.print(line), backend=args.backend)
     except UserError as exc:
         err.print(f"[red]error:[/red] {exc}")
         return exc.exit_code

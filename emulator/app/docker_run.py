@@ -107,3 +107,42 @@ def run_app_docker(app: App, execution_input: Any, *, runs_dir: Path, uploads: l
               "docker": {"images": images, "nat": nat}}
     record = app_record.execution_record(run_id, "docker", config, configs, result, invoker.records)
     return record, app_record.write_run(record, runs_dir, service.log_streams)
+
+
+class DockerFunctions:
+    """The Docker backend's deployed functions for a long-running ``serve`` (same interface as LocalFunctions).
+
+    Args:
+        topology: the server's network (NAT none: containers on its public network).
+        log: build progress.
+    """
+
+    def __init__(self, topology: Topology, log: Callable[[str], None] = lambda line: None) -> None:
+        self.topology = topology
+        self.log = log
+        self.client = topology.client
+        self.base = ensure_base_image(client=self.client)
+        self.images: dict[str, str] = {}
+        self.archives: dict[str, bytes | None] = {}
+        self.configs: dict[str, Any] = {}
+
+    def deploy(self, config: Any, runtime: str, code_dir: Path, layers: list[Path] | None = None) -> Any:
+        """Build (or reuse) the image for ``code_dir``'s requirements; the code goes in at each cold start."""
+        if runtime != "python3.11":
+            raise DefinitionFileError(f"function {config.name}: Runtime {runtime} on the Docker backend: its base "
+                                      "image has Python 3.11; use python3.11")
+        spec = FunctionSpec(logical_id=config.name, name=config.name, handler=config.handler, runtime=runtime,
+                            memory_mb=config.memory_mb, timeout_s=config.timeout_s, environment={},
+                            code_dir=Path(code_dir), layers=list(layers or []))
+        image = zip_function_image(self.client, self.base, Path(code_dir) / "requirements.txt", self.log,
+                                   f"function {config.name}")
+        self.images[config.name], self.archives[config.name] = image, task_archive(spec)
+        self.configs[config.name] = config
+        return config
+
+    def remove(self, name: str) -> None:
+        for table in (self.images, self.archives, self.configs):
+            table.pop(name, None)
+
+    def environment(self, fn: Any) -> ContainerEnvironment:
+        return ContainerEnvironment(fn, topology=self.topology, image=self.images[fn.name], task_archive=self.archives[fn.name])

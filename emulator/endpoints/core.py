@@ -66,15 +66,20 @@ class Twin:
     Args:
         state_dir: where state persists.
         runs_dir: where run records of executions go.
-        endpoint_url: this server's URL (functions' SDKs call it).
-        cache: venv builds.
+        endpoint_url: this server's URL.
+        cache: venv builds (process backend).
+        functions: the functions backend: LocalFunctions (processes, default) or DockerFunctions.
+        function_endpoint_url: the URL functions' SDKs call (default ``endpoint_url``).
     """
 
-    def __init__(self, state_dir: Path, runs_dir: Path, endpoint_url: str, cache: BuildCache | None = None) -> None:
+    def __init__(self, state_dir: Path, runs_dir: Path, endpoint_url: str, cache: BuildCache | None = None,
+                 functions: Any = None, function_endpoint_url: str | None = None) -> None:
         self.state_dir = Path(state_dir)
         self.runs_dir = Path(runs_dir)
         self.endpoint_url = endpoint_url
-        self.local = LocalFunctions(cache or BuildCache())
+        # where functions reach this server (a container cannot reach the host's loopback)
+        self.function_endpoint_url = function_endpoint_url or endpoint_url
+        self.local = functions or LocalFunctions(cache or BuildCache())
         self.service = LambdaService([], environment_factory=self.local.environment, on_record=self._on_record)
         self.logs = LogStore(self.state_dir / "logs")
         self.lock = threading.RLock()
@@ -86,7 +91,7 @@ class Twin:
     # -- the environment every function gets -----------------------------------------
     def function_environment(self) -> dict[str, str]:
         """SDK calls from a function reach this server (S3, Step Functions, Lambda, Logs)."""
-        return {"AWS_ENDPOINT_URL": self.endpoint_url, **LOCAL_CREDENTIALS}
+        return {"AWS_ENDPOINT_URL": self.function_endpoint_url, **LOCAL_CREDENTIALS}
 
     def _on_record(self, record: Any) -> None:
         self.logs.sync(self.service)

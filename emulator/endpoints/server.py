@@ -160,45 +160,86 @@ def deploy_template(endpoints: Endpoints, app: App) -> None:
 
 
 class Server:
-    """A running ``serve`` (start/stop; used by the CLI and tests)."""
+    """A running ``serve`` (start/stop; used by the CLI and tests).
+
+    Args:
+        backend: ``process`` (functions as host processes) or ``docker`` (functions in containers on
+            a network of their own; the server then listens on that network's gateway too, so
+            functions' SDK calls reach it).
+    """
 
     def __init__(self, host: str, port: int, state_dir: Path, runs_dir: Path, cache: BuildCache | None = None,
-                 log: Callable[[str], None] = lambda line: None) -> None:
+                 log: Callable[[str], None] = lambda line: None, backend: str = "process") -> None:
         self.state_dir = Path(state_dir)
         self.log = log
+        self.backend = backend
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log line per request
+        self._servers = [self._listen(host, port)]
+        port = self._servers[0].server_port
+        self.endpoint_url = f"http://{host}:{port}"
+        self.topology = None
+        functions, function_url = None, None
+        if backend == "docker":
+            self.topology, functions = _docker_functions(log)
+            gateway = self.topology.public_gateway
+            if host not in ("0.0.0.0", gateway):
+                self._servers.append(self._listen(gateway, port))
+            function_url = f"http://{gateway}:{port}"
+        elif backend != "process":
+            raise EnvironmentSetupError(f"--backend {backend!r} must be process or docker")
+        self.twin = Twin(self.state_dir, runs_dir, self.endpoint_url, cache or BuildCache(log=log),
+                         functions=functions, function_endpoint_url=function_url)
+        self.app = Endpoints(self.twin)
+
+    def _listen(self, host: str, port: int) -> BaseWSGIServer:
         try:
-            self._http: BaseWSGIServer = make_server(host, port, lambda e, s: self.app(e, s), threaded=True)
+            return make_server(host, port, lambda e, s: self.app(e, s), threaded=True)
         except OSError as exc:
             raise EnvironmentSetupError(f"cannot listen on {host}:{port}: {exc.strerror}; pick another --port") from None
-        self.endpoint_url = f"http://{host}:{self._http.server_port}"
-        self.twin = Twin(self.state_dir, runs_dir, self.endpoint_url, cache or BuildCache(log=log))
-        self.app = Endpoints(self.twin)
-        self._thread: threading.Thread | None = None
 
     def start(self, app: App | None = None) -> "Server":
-        self._thread = threading.Thread(target=self._http.serve_forever, daemon=True, name="serve")
-        self._thread.start()
+        for server in self._servers:
+            threading.Thread(target=server.serve_forever, daemon=True, name="serve").start()
         restored = restore_s3(self.endpoint_url, self.state_dir / "s3")
         self.twin.load()
         if app is not None:
             deploy_template(self.app, app)
-        self.log(f"lambdatwin serve on {self.endpoint_url} (state in {self.state_dir}, {restored} S3 objects restored, "
-                 f"{len(self.twin.functions)} functions, {len(self.twin.machines)} state machines)")
+        self.log(f"lambdatwin serve on {self.endpoint_url} ({self.backend} backend, state in {self.state_dir}, "
+                 f"{restored} S3 objects restored, {len(self.twin.functions)} functions, "
+                 f"{len(self.twin.machines)} state machines)")
         return self
 
     def stop(self) -> None:
         count = snapshot_s3(self.endpoint_url, self.state_dir / "s3")
         self.twin.shutdown()
-        self._http.shutdown()
+        if self.topology is not None:
+            self.topology.down()
+        for server in self._servers:
+            server.shutdown()
         self.log(f"stopped; {count} S3 objects saved to {self.state_dir / 's3'}")
 
 
+def _docker_functions(log: Callable[[str], None]) -> tuple[Any, Any]:
+    """A Topology (NAT none) for the server's lifetime and the DockerFunctions deploying into it."""
+    from emulator.app.docker_run import DockerFunctions
+    from emulator.docker.engine import DockerUnavailable
+    from emulator.docker.images import ensure_worker_image
+    from emulator.docker.nat import NatPreset
+    from emulator.docker.network import NetworkConfig, Topology
+
+    try:
+        topology = Topology(ensure_worker_image(), NetworkConfig(nat=NatPreset.NONE)).up()
+        return topology, DockerFunctions(topology, log)
+    except DockerUnavailable as exc:
+        raise EnvironmentSetupError(str(exc)) from None
+
+
 def serve(host: str, port: int, state_dir: Path, runs_dir: Path, template: Path | None = None,
-          parameter_overrides: list[str] | None = None, log: Callable[[str], None] = print) -> int:
+          parameter_overrides: list[str] | None = None, log: Callable[[str], None] = print,
+          backend: str = "process") -> int:
     """Run until SIGINT/SIGTERM; returns the exit code."""
     app = load_app(template, parse_parameter_overrides(parameter_overrides)) if template else None
-    server = Server(host, port, state_dir, runs_dir, log=log).start(app)
+    server = Server(host, port, state_dir, runs_dir, log=log, backend=backend).start(app)
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
