@@ -7,7 +7,6 @@ import argparse
 import json
 import shutil
 import textwrap
-from pathlib import Path
 
 import pytest
 
