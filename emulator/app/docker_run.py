@@ -123,7 +123,7 @@ class DockerFunctions:
         self.client = topology.client
         self.base = ensure_base_image(client=self.client)
         self.images: dict[str, str] = {}
-        self.archives: dict[str, bytes | None] = {}
+        self.specs: dict[str, FunctionSpec] = {}
         self.configs: dict[str, Any] = {}
 
     def deploy(self, config: Any, runtime: str, code_dir: Path, layers: list[Path] | None = None) -> Any:
@@ -136,13 +136,15 @@ class DockerFunctions:
                             code_dir=Path(code_dir), layers=list(layers or []))
         image = zip_function_image(self.client, self.base, Path(code_dir) / "requirements.txt", self.log,
                                    f"function {config.name}")
-        self.images[config.name], self.archives[config.name] = image, task_archive(spec)
+        self.images[config.name], self.specs[config.name] = image, spec
         self.configs[config.name] = config
         return config
 
     def remove(self, name: str) -> None:
-        for table in (self.images, self.archives, self.configs):
+        for table in (self.images, self.specs, self.configs):
             table.pop(name, None)
 
     def environment(self, fn: Any) -> ContainerEnvironment:
-        return ContainerEnvironment(fn, topology=self.topology, image=self.images[fn.name], task_archive=self.archives[fn.name])
+        """A container on the function's image with its code as it is now (an edit shows at the next cold start)."""
+        return ContainerEnvironment(fn, topology=self.topology, image=self.images[fn.name],
+                                    task_archive=task_archive(self.specs[fn.name]))
