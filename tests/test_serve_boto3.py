@@ -151,7 +151,17 @@ def test_lambda_invoke_kinds_updates_and_errors(serve):
     timed_out = lam.invoke(FunctionName="echo", Payload=json.dumps({"sleep": 5}))
     assert json.loads(timed_out["Payload"].read())["errorType"] == "Sandbox.Timedout"
 
-    assert lam.invoke(FunctionName="echo", InvocationType="Event", Payload=b"{}")["StatusCode"] == 202
+    logs = clients(serve.url)["logs"]
+
+    def reports() -> int:
+        return len(logs.filter_log_events(logGroupName="/aws/lambda/echo", filterPattern="REPORT")["events"])
+
+    before = reports()
+    assert lam.invoke(FunctionName="echo", InvocationType="Event", Payload=b'{"async": 1}')["StatusCode"] == 202
+    deadline = time.monotonic() + 30
+    while reports() == before:  # the asynchronous invocation runs after the 202
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
     assert lam.invoke(FunctionName="echo", InvocationType="DryRun")["StatusCode"] == 204
 
     # New code and configuration take effect on the next invoke (a cold start).
@@ -196,6 +206,12 @@ def test_step_functions_errors_stop_sync_and_validation(serve):
     assert sfn.start_execution(stateMachineArn=waiting, name="w1", input="{}")["executionArn"] == arn  # idempotent
     with pytest.raises(sfn.exceptions.ExecutionAlreadyExists):
         sfn.start_execution(stateMachineArn=waiting, name="w1", input='{"other": 1}')
+    deadline = time.monotonic() + 10
+    while len(live := sfn.get_execution_history(executionArn=arn)["events"]) < 2:  # readable while it runs
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert [e["type"] for e in live][:2] == ["ExecutionStarted", "WaitStateEntered"]
+    assert sfn.describe_execution(executionArn=arn)["status"] == "RUNNING"
     started = time.monotonic()
     sfn.stop_execution(executionArn=arn, error="Stopped.ByTest", cause="test")
     desc = sfn.describe_execution(executionArn=arn)
