@@ -285,3 +285,24 @@ def test_malformed_requests_get_error_shapes_not_a_crash(serve):
                                                                   "logStreamName": "x"}).encode())
     assert status == 400 and body["__type"] == "ResourceNotFoundException"
     assert serve.answers()
+
+
+def test_invoke_command_against_a_running_serve(serve, tmp_path, capsys):
+    import argparse
+
+    from emulator.app.cli import register
+
+    (tmp_path / "fn").mkdir()
+    (tmp_path / "fn" / "app.py").write_text(
+        "import boto3\n\ndef handler(event, context):\n"
+        "    return sorted(b['Name'] for b in boto3.client('s3').list_buckets()['Buckets'])\n")
+    (tmp_path / "template.yaml").write_text(
+        "Transform: AWS::Serverless-2016-10-31\nResources:\n  Lister:\n    Type: AWS::Serverless::Function\n"
+        "    Properties: {CodeUri: fn/, Handler: app.handler, Runtime: python3.11}\n")
+    clients(serve.url)["s3"].create_bucket(Bucket="made-through-serve")
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["invoke", "Lister", "--template", str(tmp_path / "template.yaml"),
+                              "--endpoint-url", serve.url, "--state-dir", str(tmp_path / "dev")])
+    assert args.func(args) == 0
+    assert "made-through-serve" in json.loads(capsys.readouterr().out)
