@@ -81,3 +81,18 @@ def test_cosmicai_runs_as_a_template(tmp_path):
     assert {inv.function for inv in record.invocations} == {"Initialize", "Worker", "Summarize"}
     assert record.execution["arn"].startswith(aws.execution_arn("DataParallel", ""))
     assert json.loads(json.dumps(record.map_runs[0]["item_counts"]))["succeeded"] == 2
+
+
+def test_an_executions_log_lines_are_its_own():
+    from emulator.app.record import lines_of
+    from emulator.contracts.lambdas import InvocationRecord
+
+    stream = ("/aws/lambda/f", "2026/12/01/[$LATEST]abc")
+    lines = ["init output", "START RequestId: a Version: $LATEST", "a says hi", "END RequestId: a", "REPORT RequestId: a\tx",
+             "START RequestId: b Version: $LATEST", "b says hi", "END RequestId: b", "REPORT RequestId: b\tx"]
+
+    def rec(rid: str) -> InvocationRecord:
+        return InvocationRecord("f", rid, 0, 0, 0, 0, 128, 1, None, "success", log_group=stream[0], log_stream=stream[1])
+
+    assert lines_of({stream: lines}, [rec("b")])[stream] == lines[5:]
+    assert lines_of({stream: lines}, [rec("a")])[stream] == lines[:5]

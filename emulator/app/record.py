@@ -71,12 +71,18 @@ def lines_of(streams: dict[tuple[str, str], list[str]], records: Iterable[Invoca
     out: dict[tuple[str, str], list[str]] = {}
     for key, ids in wanted.items():
         keep: list[str] = []
+        init: list[str] | None = []  # output before the first START: the INIT of the stream's first invocation
         inside = False
         for line in streams.get(key, []):
             if line.startswith("START RequestId: "):
                 inside = line.split()[2] in ids
-            if inside or (not keep and not line.startswith(("START", "END", "REPORT"))):
-                keep.append(line)  # INIT output before the first START belongs to the cold start
+                if init is not None and inside:
+                    keep.extend(init)
+                init = None
+            if init is not None:
+                init.append(line)
+            elif inside:
+                keep.append(line)
             if line.startswith("REPORT RequestId: "):
                 inside = False
         out[key] = keep
