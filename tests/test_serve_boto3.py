@@ -246,6 +246,8 @@ def test_template_state_persists_across_a_restart(tmp_path):
             {"csv_key": "input/sales.csv", "report_key": "reports/a.json"}))["executionArn"]
         assert wait_done(c["stepfunctions"], arn)["status"] == "SUCCEEDED"
         history = c["stepfunctions"].get_execution_history(executionArn=arn, maxResults=1000)["events"]
+        c["lambda"].create_function(FunctionName="echo", Runtime="python3.11", Role=ROLE, Handler="app.handler",
+                                    Code={"ZipFile": zip_of(ECHO)}, Environment={"Variables": {"GREETING": "kept"}})
     finally:
         server.stop()
     assert not server.answers()
@@ -260,6 +262,8 @@ def test_template_state_persists_across_a_restart(tmp_path):
         out = c["lambda"].invoke(FunctionName="SumBatch", Payload=json.dumps(
             {"Items": [{"region": "x", "units": "2", "price": "1.5"}]}))
         assert json.loads(out["Payload"].read())["totals"] == {"x": 3.0}
+        echoed = json.loads(c["lambda"].invoke(FunctionName="echo", Payload=b"{}")["Payload"].read())
+        assert echoed["greeting"] == "kept"  # a function created through the API survives the restart
     finally:
         again.stop()
 
