@@ -310,3 +310,28 @@ def test_invoke_command_against_a_running_serve(serve, tmp_path, capsys):
                               "--endpoint-url", serve.url, "--state-dir", str(tmp_path / "dev")])
     assert args.func(args) == 0
     assert "made-through-serve" in json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.slow
+def test_cosmicai_through_serve_writes_the_run_record_of_lambdatwin_run(tmp_path):
+    from worker.datagen import generate_partitions
+
+    from tests.serve_helpers import REPO
+
+    parts = generate_partitions(2_000_000, 1_000_000, 0, tmp_path / "data")
+    ex = REPO / "examples" / "cosmicai"
+    server = ServeProcess(tmp_path / "state", tmp_path / "runs", template=ex / "template.yaml").start(timeout_s=600)
+    try:
+        c = clients(server.url)
+        for part in parts:
+            c["s3"].upload_file(str(part), "lambdatwin-data", f"data/{part.name}")
+        execution_input = json.loads((ex / "input.json").read_text())
+        arn = c["stepfunctions"].start_execution(stateMachineArn=aws.state_machine_arn("DataParallel"), name="cosmic-1",
+                                                 input=json.dumps(execution_input))["executionArn"]
+        assert wait_done(c["stepfunctions"], arn, timeout_s=300)["status"] == "SUCCEEDED"
+    finally:
+        server.stop()
+    record = runrecord.load(tmp_path / "runs" / "cosmic-1")
+    assert record.summary["complete"] is True and len(record.invocations_of("worker")) == 2
+    assert {inv.function for inv in record.invocations} == {"Initialize", "Worker", "Summarize"}
+    assert record.map_runs[0]["item_counts"]["succeeded"] == 2
