@@ -37,3 +37,33 @@ def test_serve_on_docker_runs_the_template_in_containers(docker, tmp_path):
     finally:
         server.stop()
     assert not [ctr.name for ctr in docker.containers.list(all=True) if "SumBatch" in ctr.name and ctr.name.startswith("lt-")]
+
+
+def test_serve_on_docker_runs_an_image_function_from_its_dockerfile(docker, tmp_path):
+    import textwrap
+
+    from tests.test_app_docker import DOCKERFILE, IMAGE_TEMPLATE
+
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "zipped").mkdir()
+    (tmp_path / "app" / "zipped" / "app.py").write_text("def handler(event, context):\n    return 'zip'\n")
+    (tmp_path / "app" / "imaged").mkdir()
+    (tmp_path / "app" / "imaged" / "Dockerfile").write_text(DOCKERFILE)
+    (tmp_path / "app" / "imaged" / "image_app.py").write_text(textwrap.dedent("""\
+        import os
+        def handler(event, context):
+            return {"greeting": os.environ["GREETING"], "event": event}
+        """))
+    (tmp_path / "app" / "template.yaml").write_text(IMAGE_TEMPLATE)
+    server = ServeProcess(tmp_path / "state", tmp_path / "runs", template=tmp_path / "app" / "template.yaml",
+                          backend="docker").start(timeout_s=600)
+    try:
+        c = clients(server.url)
+        assert c["lambda"].get_function(FunctionName="Imaged")["Configuration"]["PackageType"] == "Image"
+        out = json.loads(c["lambda"].invoke(FunctionName="Imaged", Payload=b'{"n": 2}')["Payload"].read())
+        assert out == {"greeting": "hello-from-build", "event": {"n": 2}}
+        arn = c["stepfunctions"].start_execution(stateMachineArn=aws.state_machine_arn("Flow"), input="{}")["executionArn"]
+        desc = wait_done(c["stepfunctions"], arn, timeout_s=300)
+        assert json.loads(desc["output"])["z"] == "zip"
+    finally:
+        server.stop()

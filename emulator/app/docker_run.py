@@ -124,6 +124,7 @@ class DockerFunctions:
         self.base = ensure_base_image(client=self.client)
         self.images: dict[str, str] = {}
         self.specs: dict[str, FunctionSpec] = {}
+        self._python_base: str | None = None
         self.configs: dict[str, Any] = {}
 
     def deploy(self, config: Any, runtime: str, code_dir: Path, layers: list[Path] | None = None) -> Any:
@@ -137,6 +138,19 @@ class DockerFunctions:
         image = zip_function_image(self.client, self.base, Path(code_dir) / "requirements.txt", self.log,
                                    f"function {config.name}")
         self.images[config.name], self.specs[config.name] = image, spec
+        self.configs[config.name] = config
+        return config
+
+    def deploy_image(self, config: Any, context: Path, dockerfile: str, build_args: dict[str, str]) -> Any:
+        """Build (or reuse) a PackageType Image function's image from its Dockerfile."""
+        spec = FunctionSpec(logical_id=config.name, name=config.name, handler=config.handler, runtime="",
+                            memory_mb=config.memory_mb, timeout_s=config.timeout_s, environment={},
+                            package_type="Image", docker_context=Path(context), dockerfile=dockerfile,
+                            docker_build_args=dict(build_args))
+        if self._python_base is None:
+            self._python_base = zip_function_image(self.client, self.base, None, self.log, "the Lambda Python base")
+        self.images[config.name] = image_function_image(self.client, spec, self._python_base, spec.docker_build_args, self.log)
+        self.specs[config.name] = spec
         self.configs[config.name] = config
         return config
 

@@ -32,6 +32,7 @@ from emulator.app.build import BuildCache
 from emulator.app.deploy import LocalFunctions
 from emulator.app.logstore import LogStore
 from emulator.contracts import aws
+from emulator.contracts.errors import EnvironmentSetupError
 from emulator.contracts.lambdas import FunctionConfig
 from emulator.lambda_runtime.service import LambdaService
 from emulator.s3server import LOCAL_CREDENTIALS
@@ -105,7 +106,12 @@ class Twin:
             reserved_concurrency=doc.get("ReservedConcurrentExecutions"),
             ephemeral_storage_mb=int(doc.get("EphemeralStorage", aws.DEFAULT_EPHEMERAL_STORAGE_MB)),
         )
-        self.local.deploy(config, doc["Runtime"], Path(doc["CodeDir"]), [Path(p) for p in doc.get("Layers", [])])
+        if doc.get("PackageType") == "Image":
+            if not hasattr(self.local, "deploy_image"):
+                raise EnvironmentSetupError(f"function {config.name}: PackageType Image runs on `serve --backend docker`")
+            self.local.deploy_image(config, Path(doc["DockerContext"]), doc["Dockerfile"], doc.get("DockerBuildArgs", {}))
+        else:
+            self.local.deploy(config, doc["Runtime"], Path(doc["CodeDir"]), [Path(p) for p in doc.get("Layers", [])])
         with self.lock:
             self.functions[config.name] = doc
             self.service.set_function(config.name, config)
@@ -167,7 +173,8 @@ class Twin:
                 self.save_execution(doc)
             self.executions[doc["executionArn"]] = doc
         for doc in _read_json_dir(self.state_dir / "lambda" / "functions"):
-            if Path(doc.get("CodeDir", "")).is_dir():
+            source = doc.get("DockerContext") if doc.get("PackageType") == "Image" else doc.get("CodeDir")
+            if source and Path(source).is_dir():
                 self.deploy_function(doc)
 
     def shutdown(self) -> None:

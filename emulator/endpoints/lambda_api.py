@@ -105,7 +105,7 @@ class LambdaAPI:
             "LastModified": iso_lambda(doc["LastModified"]), "CodeSha256": doc.get("CodeSha256", ""),
             "Version": "$LATEST", "Environment": {"Variables": doc["Environment"]},
             "TracingConfig": {"Mode": "PassThrough"}, "RevisionId": doc.get("RevisionId", ""),
-            "State": "Active", "LastUpdateStatus": "Successful", "PackageType": "Zip",
+            "State": "Active", "LastUpdateStatus": "Successful", "PackageType": doc.get("PackageType", "Zip"),
             "Architectures": doc.get("Architectures", ["x86_64"]),
             "EphemeralStorage": {"Size": doc.get("EphemeralStorage", aws.DEFAULT_EPHEMERAL_STORAGE_MB)},
             "Layers": [{"Arn": aws.layer_version_arn(Path(p).name), "CodeSize": 0} for p in doc.get("Layers", [])],
@@ -201,14 +201,18 @@ class LambdaAPI:
 
     def update_code(self, name: str, body: dict[str, Any]) -> Response:
         doc = dict(self._doc(name))
+        if doc.get("PackageType") == "Image":
+            raise ApiError("InvalidParameterValueException", "Please provide ImageUri when updating a function with "
+                           "packageType Image; lambdatwin rebuilds it from its template's Dockerfile instead")
         doc.update(self._code(name, body))
         self._deploy(doc)
         return json_response(self._configuration(doc), "application/json")
 
     def get_function(self, name: str) -> Response:
         doc = self._doc(name)
-        body: dict[str, Any] = {"Configuration": self._configuration(doc),
-                                "Code": {"RepositoryType": "S3", "Location": Path(doc["CodeDir"]).as_uri()}}
+        code = ({"RepositoryType": "ECR", "ImageUri": doc.get("DockerContext", "")} if doc.get("PackageType") == "Image"
+                else {"RepositoryType": "S3", "Location": Path(doc["CodeDir"]).as_uri()})
+        body: dict[str, Any] = {"Configuration": self._configuration(doc), "Code": code}
         if doc.get("ReservedConcurrentExecutions") is not None:
             body["Concurrency"] = {"ReservedConcurrentExecutions": doc["ReservedConcurrentExecutions"]}
         return json_response(body, "application/json")

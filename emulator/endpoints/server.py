@@ -140,17 +140,16 @@ def deploy_template(endpoints: Endpoints, app: App) -> None:
     for bucket in app.buckets.values():
         ensure_bucket(client, bucket.name)
     for spec in app.functions.values():
-        if spec.package_type == "Image" or spec.code_dir is None:
-            raise EnvironmentSetupError(f"function {spec.logical_id!r}: PackageType Image is not served yet; "
-                                        "serve runs CodeUri functions on the process backend")
-        twin.deploy_function({
-            "FunctionName": spec.name, "Runtime": spec.runtime, "Handler": spec.handler, "MemorySize": spec.memory_mb,
-            "Timeout": spec.timeout_s, "Environment": spec.environment, "CodeDir": str(spec.code_dir),
-            "Layers": [str(p) for p in spec.layers], "ReservedConcurrentExecutions": spec.reserved_concurrency,
-            "EphemeralStorage": spec.ephemeral_storage_mb, "Architectures": spec.architectures,
-            "Role": aws.role_arn(f"{app.stack_name}-{spec.logical_id}Role"), "LastModified": time.time(),
-            "Source": str(app.path),
-        })
+        doc = {"FunctionName": spec.name, "Runtime": spec.runtime, "Handler": spec.handler, "MemorySize": spec.memory_mb,
+               "Timeout": spec.timeout_s, "Environment": spec.environment, "CodeDir": str(spec.code_dir or ""),
+               "Layers": [str(p) for p in spec.layers], "ReservedConcurrentExecutions": spec.reserved_concurrency,
+               "EphemeralStorage": spec.ephemeral_storage_mb, "Architectures": spec.architectures,
+               "Role": aws.role_arn(f"{app.stack_name}-{spec.logical_id}Role"), "LastModified": time.time(),
+               "Source": str(app.path), "PackageType": spec.package_type}
+        if spec.package_type == "Image":
+            doc.update(DockerContext=str(spec.docker_context), Dockerfile=spec.dockerfile,
+                       DockerBuildArgs=spec.docker_build_args)
+        twin.deploy_function(doc)
     for spec in app.state_machines.values():
         try:
             endpoints.states.create_machine(spec.name, spec.definition, aws.role_arn(f"{app.stack_name}-{spec.logical_id}Role"),
