@@ -103,6 +103,7 @@ def test_create_the_app_through_the_apis_run_follow_history_and_logs(serve, tmp_
     (map_run,) = c["stepfunctions"].list_map_runs(executionArn=arn)["mapRuns"]
     described = c["stepfunctions"].describe_map_run(mapRunArn=map_run["mapRunArn"])
     assert described["itemCounts"]["succeeded"] == 5 and described["status"] == "SUCCEEDED"
+    assert described["maxConcurrency"] == 4 and described["toleratedFailurePercentage"] == 0.0
     children = c["stepfunctions"].list_executions(mapRunArn=map_run["mapRunArn"])["executions"]
     assert len(children) == 5 and {ch["status"] for ch in children} == {"SUCCEEDED"}
     listed = c["stepfunctions"].list_executions(stateMachineArn=machine)["executions"]
@@ -233,6 +234,10 @@ def test_step_functions_errors_stop_sync_and_validation(serve):
     assert json.loads(sfn.describe_state_machine(stateMachineArn=waiting)["definition"]) == json.loads(express_def)
     with pytest.raises(sfn.exceptions.InvalidName):
         sfn.start_execution(stateMachineArn=waiting, name="has space")
+    with pytest.raises(sfn.exceptions.InvalidExecutionInput):
+        sfn.start_execution(stateMachineArn=waiting, input="{not json")
+    with pytest.raises(sfn.exceptions.InvalidExecutionInput):
+        sfn.start_execution(stateMachineArn=waiting, input=json.dumps({"big": "x" * aws.MAX_PAYLOAD_BYTES}))
 
 
 def test_template_state_persists_across_a_restart(tmp_path):
@@ -329,6 +334,9 @@ def test_cosmicai_through_serve_writes_the_run_record_of_lambdatwin_run(tmp_path
         arn = c["stepfunctions"].start_execution(stateMachineArn=aws.state_machine_arn("DataParallel"), name="cosmic-1",
                                                  input=json.dumps(execution_input))["executionArn"]
         assert wait_done(c["stepfunctions"], arn, timeout_s=300)["status"] == "SUCCEEDED"
+        (map_run,) = c["stepfunctions"].list_map_runs(executionArn=arn)["mapRuns"]
+        described = c["stepfunctions"].describe_map_run(mapRunArn=map_run["mapRunArn"])
+        assert described["toleratedFailurePercentage"] == 100.0  # as data_parallel.asl.json's Infer state says
     finally:
         server.stop()
     record = runrecord.load(tmp_path / "runs" / "cosmic-1")

@@ -180,6 +180,9 @@ class StepFunctionsAPI:
         machine = self._machine(require(body, "stateMachineArn"))
         name = _check_name(body.get("name") or str(uuid.uuid4()))
         text = body.get("input", "{}")
+        if len(str(text).encode()) > aws.MAX_PAYLOAD_BYTES:
+            raise ApiError("InvalidExecutionInput", f"The input is larger than the {aws.MAX_PAYLOAD_BYTES} bytes "
+                           "Step Functions accepts")
         execution_input = _json_text(text, "input")
         express = machine["type"] == "EXPRESS"
         arn = (aws.express_execution_arn if express else aws.execution_arn)(machine["name"], name)
@@ -216,7 +219,7 @@ class StepFunctionsAPI:
             doc["output"] = json.dumps(result.output)
         else:
             doc.update(error=result.error, cause=result.cause)
-        doc["mapRuns"] = [self._map_run_doc(doc, run) for run in result.map_runs]
+        doc["mapRuns"] = [self._map_run_doc(doc, run, machine["definition"]) for run in result.map_runs]
         for run in result.map_runs:
             for child in run.get("children", []):
                 if child and child.get("execution_arn"):
@@ -231,7 +234,7 @@ class StepFunctionsAPI:
         twin.logs.sync(twin.service)
         app_record.write_run(rec, twin.runs_dir, app_record.lines_of(twin.service.log_streams, invoker.records))
 
-    def _map_run_doc(self, parent: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
+    def _map_run_doc(self, parent: dict[str, Any], run: dict[str, Any], machine_definition: str = "") -> dict[str, Any]:
         children = [c for c in run.get("children", []) if c]
         starts = [c["start"] for c in children if c.get("start")]
         stops = [c["stop"] for c in children if c.get("stop")]
@@ -241,11 +244,13 @@ class StepFunctionsAPI:
         label_machine = run["map_run_arn"].split(":mapRun:", 1)[1].rsplit(":", 1)[0]
         execution_counts = {k: counts.get(k, 0) for k in ("pending", "running", "succeeded", "failed", "timedOut",
                                                           "aborted", "total", "resultsWritten")}
+        state = _find_state(json.loads(machine_definition), run.get("state")) if machine_definition else {}
         return {"mapRunArn": run["map_run_arn"], "executionArn": parent["executionArn"],
                 "stateMachineArn": aws.state_machine_arn(label_machine), "status": status,
                 "startDate": min(starts) if starts else parent["startDate"],
                 "stopDate": max(stops) if stops else time.time(), "maxConcurrency": run.get("max_concurrency", 0),
-                "toleratedFailurePercentage": 0.0, "toleratedFailureCount": 0,
+                "toleratedFailurePercentage": float(state.get("ToleratedFailurePercentage", 0.0)),
+                "toleratedFailureCount": int(state.get("ToleratedFailureCount", 0)),
                 "itemCounts": {**execution_counts, "failuresNotRedrivable": 0, "pendingRedrive": 0},
                 "executionCounts": {**execution_counts, "failuresNotRedrivable": 0, "pendingRedrive": 0},
                 "redriveCount": 0}
@@ -364,6 +369,18 @@ class StepFunctionsAPI:
                 if run["mapRunArn"] == arn:
                     return {k: v for k, v in run.items() if k != "stateMachineArn"}
         raise ApiError("ResourceNotFound", f"Map Run Does Not Exist: '{arn}'")
+
+
+def _find_state(machine: dict[str, Any], name: str | None) -> dict[str, Any]:
+    """The state called ``name`` anywhere in a definition (Map and Parallel bodies included), or {}."""
+    for state_name, state in (machine.get("States") or {}).items():
+        if state_name == name:
+            return state
+        for inner in [state.get("ItemProcessor") or state.get("Iterator") or {}, *(state.get("Branches") or [])]:
+            found = _find_state(inner, name)
+            if found:
+                return found
+    return {}
 
 
 def _without_data(event: dict[str, Any]) -> dict[str, Any]:
