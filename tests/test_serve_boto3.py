@@ -293,6 +293,12 @@ def test_malformed_requests_get_error_shapes_not_a_crash(serve):
     status, body = post("Logs_20140328.GetLogEvents", json.dumps({"logGroupName": "/aws/lambda/none",
                                                                   "logStreamName": "x"}).encode())
     assert status == 400 and body["__type"] == "ResourceNotFoundException"
+    status, body = post("DynamoDB_20120810.ListTables", b"{}")
+    assert status == 400 and "does not serve DynamoDB_20120810" in body["message"]
+    sqs = boto3.client("sqs", endpoint_url=serve.url, region_name=aws.REGION, aws_access_key_id="x",
+                       aws_secret_access_key="x", config=Config(retries={"max_attempts": 1}))
+    with pytest.raises(Exception, match="does not serve sqs"):
+        sqs.list_queues()
     assert serve.answers()
 
 

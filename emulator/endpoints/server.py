@@ -45,6 +45,16 @@ from emulator.endpoints.core import Twin
 from emulator.endpoints.wire import ApiError, json_error, rest_error
 
 _TARGETS = {"AWSStepFunctions": "states", "Logs_20140328": "logs"}
+_SERVED = {"states", "logs", "lambda", "s3"}
+
+
+def _signing_service(authorization: str) -> str | None:
+    """The service a SigV4 request was signed for (``Credential=AKID/date/region/SERVICE/aws4_request``)."""
+    try:
+        scope = authorization.split("Credential=", 1)[1].split(",", 1)[0]
+        return scope.split("/")[3]
+    except IndexError:
+        return None
 
 
 class Endpoints:
@@ -61,7 +71,12 @@ class Endpoints:
         request = Request(environ)
         target = request.headers.get("X-Amz-Target", "")
         service = _TARGETS.get(target.split(".", 1)[0])
+        signed_for = _signing_service(request.headers.get("Authorization", ""))
         try:
+            if (target and service is None) or (signed_for and signed_for not in _SERVED):
+                what = signed_for or target.split(".", 1)[0]
+                raise ApiError("UnknownOperationException", f"lambdatwin serve does not serve {what}; it serves "
+                               "Step Functions, Lambda, S3 and CloudWatch Logs")
             if service == "states":
                 response = self._json(self.states, target, request, stepfunctions_api.CONTENT_TYPE)
             elif service == "logs":
@@ -73,6 +88,8 @@ class Endpoints:
                     response = rest_error(err)
             else:
                 return self.s3(environ, start_response)
+        except ApiError as err:
+            response = json_error(err, "application/x-amz-json-1.1")
         except Exception as exc:  # noqa: BLE001 - a server never crashes on a request
             response = json_error(ApiError("InternalServerError" if service else "ServiceException",
                                            f"lambdatwin serve failed on this request: {exc}", 500), "application/json")
