@@ -186,3 +186,32 @@ def test_run_template_refusal_is_one_line_and_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2
     assert "resource 'Table' has type 'AWS::DynamoDB::Table'" in " ".join(err.split())
+
+
+def test_the_fan_out_simulate_would_model():
+    from emulator.app.simulation import fan_out
+
+    cosmic = fan_out(load_app(COSMICAI, {"WorkerMemory": "4096", "WorkerTimeout": "120"}))
+    assert (cosmic.state, cosmic.function, cosmic.memory_mb, cosmic.timeout_s, cosmic.express) == (
+        "Infer", "Worker", 4096, 120.0, False)
+    csv_app = fan_out(load_app(CSV_REDUCE, {"BatchSize": "40"}))
+    assert (csv_app.function, csv_app.express, csv_app.max_concurrency, csv_app.items_per_batch,
+            csv_app.reserved_concurrency) == ("SumBatch", True, 4, 40, 4)
+
+
+def test_no_distributed_map_is_said_plainly(tmp_path):
+    from emulator.app.simulation import fan_out
+
+    path = write_app(tmp_path, """\
+        Resources:
+          Fn:
+            Type: AWS::Serverless::Function
+            Properties: {CodeUri: src/, Handler: app.handler, Runtime: python3.11}
+          Flow:
+            Type: AWS::Serverless::StateMachine
+            Properties:
+              DefinitionUri: sm.json
+              DefinitionSubstitutions: {FnArn: !GetAtt Fn.Arn}
+        """)
+    with pytest.raises(DefinitionFileError, match="has no Distributed Map"):
+        fan_out(load_app(path))
