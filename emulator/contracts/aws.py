@@ -108,3 +108,17 @@ def arn_name(arn: str) -> str:
 # Each function (not the account) may add 1,000 execution environments every 10 seconds.
 SCALING_ENVIRONMENTS_PER_PERIOD: Final = 1_000
 SCALING_PERIOD_S: Final = 10.0
+
+def log_group_arn(group: str, region: str = REGION, account: str = ACCOUNT_ID) -> str:
+    """A CloudWatch Logs group's ARN (DescribeLogGroups' ``arn`` ends in ``:*``; this is without it)."""
+    return f"arn:{PARTITION}:logs:{region}:{account}:log-group:{group}"
+
+
+def layer_version_arn(name: str, version: int = 1, region: str = REGION, account: str = ACCOUNT_ID) -> str:
+    """A Lambda layer version's ARN."""
+    return f"arn:{PARTITION}:lambda:{region}:{account}:layer:{name}:{version}"
+
+
+def bucket_arn(name: str) -> str:
+    """An S3 bucket's ARN (global: no region or account)."""
+    return f"arn:{PARTITION}:s3:::{name}"

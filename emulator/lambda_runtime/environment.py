@@ -449,10 +449,17 @@ class ProcessEnvironment(ExecutionEnvironment):
 
     lang_dir = str(Path(sys.base_prefix))
 
-    def __init__(self, function: FunctionConfig, *, task_root: str | Path | None = None, **kwargs: Any) -> None:
+    def __init__(self, function: FunctionConfig, *, task_root: str | Path | None = None, python: str | None = None,
+                 python_path: tuple[str, ...] = (), **kwargs: Any) -> None:
+        """``task_root``, ``python`` and ``python_path`` give a function its own code directory (the
+        working directory, first on ``sys.path``, as ``/var/task``), interpreter (a venv of its own
+        requirements) and the directories after it (layers, then the runtime client, as
+        ``/opt/python`` and ``/var/runtime``); by default the project on this interpreter."""
         super().__init__(function, **kwargs)
         self.task_root = str(Path(task_root or PROJECT_ROOT).resolve())
+        self._python = python or sys.executable
         self.runtime_dir = _runtime_dir()
+        self._python_path = python_path
         self.storage = EphemeralStorage(function.ephemeral_storage_mb, prefix=f"lambdatwin-{function.name}-")
         if self.storage.note:
             self.notes["tmp"] = self.storage.note
@@ -472,7 +479,9 @@ class ProcessEnvironment(ExecutionEnvironment):
 
     def _launch(self, env: dict[str, str]) -> None:
         self._oom = False
-        argv = [sys.executable, "-m", "awslambdaric", self.function.handler]
+        argv = [self._python, "-m", "awslambdaric", self.function.handler]
+        if self._python_path:  # the function's layers and the runtime client, after its own packages
+            env = {**env, "PYTHONPATH": os.pathsep.join(self._python_path)}
         self._proc = subprocess.Popen(
             self.cgroup.command(argv) if self.cgroup is not None else argv,
             env={**env, "TMPDIR": str(self.storage.path)},

@@ -255,6 +255,23 @@ class LambdaService:
             self._on_record(record)
         return CompletedInvocation(record, outcome.payload, outcome.error, lines)
 
+    def set_function(self, name: str, fn: FunctionConfig | None) -> None:
+        """Deploy or replace (``fn``) or delete (None) a function.
+
+        Idle environments of ``name`` are retired, so the next invocation is a cold
+        start with the new code and configuration (busy ones finish on the old).
+        """
+        with self._lock:
+            if fn is None:
+                self.functions.pop(name, None)
+            else:
+                self.functions[name] = fn
+            reserved = sum(f.reserved_concurrency or 0 for f in self.functions.values())
+            self._unreserved_limit = self.account_concurrency - reserved
+            stale = self._idle.pop(name, [])
+        for env in stale:
+            self._retire(env)
+
     def shutdown(self) -> None:
         """Stop every environment (idle ones now; busy ones are killed too)."""
         with self._lock:

@@ -70,10 +70,16 @@ class StateMachine:
 
     def execute(self, input: Any, *, invoker: LambdaInvoker, s3_client: Any = None, name: str | None = None,
                 on_event: Callable[[dict[str, Any]], None] | None = None, clock: Any = None,
-                rng: random.Random | None = None) -> ExecutionResult:
-        """Run one execution to its end and return the result (never raises for runtime errors)."""
+                rng: random.Random | None = None, stop: threading.Event | None = None,
+                arn: str | None = None) -> ExecutionResult:
+        """Run one execution to its end and return the result (never raises for runtime errors).
+
+        Setting ``stop`` (StopExecution) ends it as ABORTED; ``arn`` overrides the
+        execution ARN (an Express execution's ``...:express:...`` ARN).
+        """
         execution = Execution(self, input, invoker=invoker, s3_client=s3_client, name=name or str(uuid.uuid4()),
-                              history=History(on_event, clock, aws.MAX_HISTORY_EVENTS), clock=clock or RealClock(), rng=rng or random.Random())
+                              history=History(on_event, clock, aws.MAX_HISTORY_EVENTS), clock=clock or RealClock(),
+                              rng=rng or random.Random(), stop=stop, arn=arn)
         return execution.run()
 
 
