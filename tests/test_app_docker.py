@@ -13,7 +13,7 @@ import pytest
 
 from emulator.app.cli import add_template_arguments, run_template
 from emulator.contracts import runrecord
-from tests.docker_helpers import docker, leftovers  # noqa: F401  (fixtures)
+from tests.docker_helpers import leftovers
 
 pytestmark = pytest.mark.docker
 REPO = Path(__file__).resolve().parent.parent

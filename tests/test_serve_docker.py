@@ -8,7 +8,6 @@ import json
 import pytest
 
 from emulator.contracts import aws
-from tests.docker_helpers import docker  # noqa: F401  (fixture)
 from tests.serve_helpers import CSV_REDUCE, ServeProcess
 from tests.test_serve_boto3 import ECHO, ROLE, clients, wait_done, zip_of
 
