@@ -24,7 +24,7 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "lambdatwin", "AWS_SECRET_ACCESS_KEY": "lamb
 
 
 class ServeProcess:
-    """``python -m emulator.endpoints`` on a free port; ``stop()`` sends SIGTERM as a user's Ctrl-C would."""
+    """``lambdatwin serve`` (``python -m emulator.cli.main serve``) on a free port; ``stop()`` sends SIGTERM as a user's Ctrl-C would."""
 
     def __init__(self, state_dir: Path, runs_dir: Path, template: Path | None = None, port: int | None = None,
                  backend: str = "process") -> None:
@@ -36,7 +36,7 @@ class ServeProcess:
         self.log = state_dir.parent / f"serve-{self.port}-{time.time_ns()}.log"
 
     def start(self, timeout_s: float = 120.0) -> "ServeProcess":
-        cmd = [sys.executable, "-m", "emulator.endpoints", "--port", str(self.port), "--state-dir", str(self.state_dir),
+        cmd = [sys.executable, "-m", "emulator.cli.main", "serve", "--port", str(self.port), "--state-dir", str(self.state_dir),
                "--runs-dir", str(self.runs_dir)]
         if self.template:
             cmd += ["--template", str(self.template)]

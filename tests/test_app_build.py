@@ -3,7 +3,6 @@ and handler edits taking effect on the next cold start (real invocations through
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import textwrap
@@ -11,7 +10,7 @@ import textwrap
 import pytest
 
 from emulator.app.build import BuildCache
-from emulator.app.cli import register
+from emulator.cli.main import main
 from emulator.app.deploy import LocalFunctions
 from emulator.app.template import load_app
 from emulator.lambda_runtime.service import LambdaService
@@ -86,29 +85,24 @@ def test_venvs_cached_by_content_and_imports_do_not_leak(probe_app, tmp_path):
 
 
 def test_invoke_command_sees_handler_edits_on_the_next_cold_start(probe_app, tmp_path, capsys):
-    parser = argparse.ArgumentParser()
-    register(parser.add_subparsers(dest="command"))
     event = tmp_path / "event.json"
     event.write_text(json.dumps({"modules": []}))
     state = tmp_path / "state"
     argv = ["invoke", "Bare", "--template", str(probe_app / "template.yaml"), "--event", str(event), "--state-dir", str(state)]
 
-    args = parser.parse_args(argv)
-    assert args.func(args) == 0
+    assert main(argv) == 0
     first = json.loads(capsys.readouterr().out)
     assert first["found"] == {}
 
     app_py = probe_app / "bare" / "app.py"
     app_py.write_text(app_py.read_text().replace('"found": found', '"found": found, "edited": True'))
-    args = parser.parse_args(argv)
-    assert args.func(args) == 0
+    assert main(argv) == 0
     out = capsys.readouterr()
     assert json.loads(out.out)["edited"] is True
     assert "Init Duration" in out.err  # each invoke is a cold start
 
     # `lambdatwin logs Bare` prints both invocations' lines from the state dir.
-    args = parser.parse_args(["logs", "Bare", "--state-dir", str(state)])
-    assert args.func(args) == 0
+    assert main(["logs", "Bare", "--state-dir", str(state)]) == 0
     logged = capsys.readouterr().out
     assert logged.count("REPORT RequestId:") == 2
 

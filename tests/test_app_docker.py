@@ -3,7 +3,6 @@ PackageType Image functions built from their Dockerfile, nothing left behind."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import textwrap
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from emulator.app.cli import add_template_arguments, run_template
+from emulator.cli.main import main
 from emulator.contracts import runrecord
 from tests.docker_helpers import leftovers
 
@@ -20,13 +19,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def emulate(argv: list[str], runs: Path) -> runrecord.RunRecord:
-    parser = argparse.ArgumentParser()
-    add_template_arguments(parser)
-    parser.add_argument("--runs-dir", type=Path)
-    args = parser.parse_args([*argv, "--runs-dir", str(runs)])
-    args.command = "emulate"
     before = set(runs.iterdir()) if runs.exists() else set()
-    assert run_template(args) == 0
+    assert main(["emulate", *argv, "--runs-dir", str(runs)]) == 0
     (run_dir,) = set(runs.iterdir()) - before
     return runrecord.load(run_dir)
 

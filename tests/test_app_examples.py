@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 from pathlib import Path
 
 import pytest
 
-from emulator.app.cli import add_template_arguments, run_template
+from emulator.cli.main import main
 from emulator.contracts import aws, runrecord
 
 REPO = Path(__file__).resolve().parent.parent
@@ -17,11 +16,8 @@ EXAMPLES = REPO / "examples"
 
 
 def run(argv: list[str], runs: Path) -> int:
-    parser = argparse.ArgumentParser()
-    add_template_arguments(parser)
-    parser.add_argument("--runs-dir", type=Path)
-    parser.add_argument("--state-dir", type=Path)
-    return run_template(parser.parse_args([*argv, "--runs-dir", str(runs), "--state-dir", str(runs.parent / "state")]))
+    """``lambdatwin run --template ...``, through the CLI."""
+    return main(["run", *argv, "--runs-dir", str(runs), "--state-dir", str(runs.parent / "state")])
 
 
 def expected_totals(path: Path) -> dict[str, float]:
@@ -48,8 +44,10 @@ def test_csv_reduce_runs_as_a_template(tmp_path):
     assert out["totals"] == pytest.approx(expected_totals(ex / "data" / "sales.csv"))
     # one Distributed Map run of Express children, each named by its ARN
     (map_run,) = record.map_runs
-    assert map_run["item_counts"]["succeeded"] == 4
-    assert all(":execution:SalesReport/SumBatches:" in c["execution_arn"] for c in map_run["children"])
+    assert map_run["item_counts"]["succeeded"] == 120  # items, not batches (DescribeMapRun itemCounts)
+    assert map_run["execution_counts"]["succeeded"] == 4  # one child per batch
+    # Express children, under the Map Run label (a UUID when the Map gives no Label)
+    assert all(f":express:SalesReport/{map_run['label']}:" in c["execution_arn"] for c in map_run["children"])
     functions = {inv.function for inv in record.invocations}
     assert functions == {"SumBatch", "Reduce"}
     # the same log streams as `lambdatwin run` writes, with the Reduce table printed by tabulate

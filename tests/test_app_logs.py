@@ -8,15 +8,13 @@ import time
 
 from emulator.app.logstore import LogStore
 
-FOLLOW = ("import argparse, sys; from emulator.app.cli import register; p = argparse.ArgumentParser(); "
-          "register(p.add_subparsers(dest='command')); a = p.parse_args(sys.argv[1:]); sys.exit(a.func(a))")
 
 
 def test_logs_follow_prints_new_lines_of_every_stream(tmp_path):
     store = LogStore(tmp_path / "state" / "logs")
     store.append("/aws/lambda/fn", "2026/12/01/[$LATEST]aaa", ["START RequestId: 1 Version: $LATEST", "first"])
     store.append("/aws/lambda/other", "2026/12/01/[$LATEST]ccc", ["not this function"])
-    proc = subprocess.Popen([sys.executable, "-c", FOLLOW, "logs", "fn", "--follow", "--state-dir", str(tmp_path / "state")],
+    proc = subprocess.Popen([sys.executable, "-m", "emulator.cli.main", "logs", "fn", "--follow", "--state-dir", str(tmp_path / "state")],
                             stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip().startswith("START RequestId: 1")
@@ -32,6 +30,6 @@ def test_logs_follow_prints_new_lines_of_every_stream(tmp_path):
 
 
 def test_logs_without_any_is_an_actionable_error(tmp_path):
-    out = subprocess.run([sys.executable, "-c", FOLLOW, "logs", "nothing", "--state-dir", str(tmp_path)],
+    out = subprocess.run([sys.executable, "-m", "emulator.cli.main", "logs", "nothing", "--state-dir", str(tmp_path)],
                          capture_output=True, text=True)
     assert out.returncode == 2 and "no logs of nothing" in out.stderr

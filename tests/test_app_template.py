@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from emulator.app.cli import add_template_arguments, run_template
+from emulator.cli.main import main
 from emulator.app.template import load_app, parse_parameter_overrides
 from emulator.contracts import aws
 from emulator.contracts.errors import DefinitionFileError
@@ -180,11 +179,9 @@ def test_run_template_refusal_is_one_line_and_exit_2(tmp_path, capsys):
           Table:
             Type: AWS::DynamoDB::Table
         """)
-    parser = argparse.ArgumentParser()
-    add_template_arguments(parser)
-    code = run_template(parser.parse_args(["--template", str(path)]))
+    code = main(["run", "--template", str(path), "--runs-dir", str(tmp_path / "runs")])
     err = capsys.readouterr().err
-    assert code == 2
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert "resource 'Table' has type 'AWS::DynamoDB::Table'" in " ".join(err.split())
 
 

@@ -71,7 +71,7 @@ def test_aws_cli_creates_the_app_runs_it_and_reads_history_and_logs(cli, tmp_pat
     assert history[0]["type"] == "ExecutionStarted" and history[-1]["type"] == "ExecutionSucceeded"
     assert [e["id"] for e in history] == list(range(1, len(history) + 1))
     (map_run,) = cli.json("stepfunctions", "list-map-runs", "--execution-arn", arn)["mapRuns"]
-    assert cli.json("stepfunctions", "describe-map-run", "--map-run-arn", map_run["mapRunArn"])["itemCounts"]["total"] == 3
+    assert cli.json("stepfunctions", "describe-map-run", "--map-run-arn", map_run["mapRunArn"])["executionCounts"]["total"] == 3
 
     streams = cli.json("logs", "describe-log-streams", "--log-group-name", "/aws/lambda/Reduce")["logStreams"]
     events = cli.json("logs", "get-log-events", "--log-group-name", "/aws/lambda/Reduce", "--log-stream-name",

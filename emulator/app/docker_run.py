@@ -27,7 +27,8 @@ from emulator.contracts.runrecord import RunRecord
 from emulator.docker.engine import docker_client
 from emulator.docker.environment import ContainerEnvironment
 from emulator.docker.images import ensure_base_image, ensure_worker_image
-from emulator.docker.job import function_environment, s3_client_for
+from emulator.docker.job import function_environment
+from emulator.s3server import local_client
 from emulator.docker.nat import NatPreset
 from emulator.docker.network import NetworkConfig, Topology
 from emulator.lambda_runtime.service import LambdaService
@@ -84,7 +85,7 @@ def run_app_docker(app: App, execution_input: Any, *, runs_dir: Path, uploads: l
                         client=client)
     with topology:
         s3 = topology.start_s3()
-        s3_client = s3_client_for(s3.url)
+        s3_client = local_client("s3", s3.url)
         for bucket in app.buckets.values():
             ensure_bucket(s3_client, bucket.name)
         for upload in uploads:

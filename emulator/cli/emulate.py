@@ -6,6 +6,7 @@ import argparse
 
 from rich.console import Console
 
+from emulator.cli.app import add_template_arguments, run_template
 from emulator.cli.job_args import add_job_arguments, add_local_run_arguments
 from emulator.cli.local_job import LocalJob, progress_bar
 from emulator.cli.report import add_price_arguments
@@ -35,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_job_arguments(p)
     add_local_run_arguments(p)
     add_price_arguments(p)
+    add_template_arguments(p)
     p.add_argument("--nat", choices=NAT_CHOICES, default="cone",
                    help="NAT type of the worker LANs (default cone: hole punching works)")
     p.add_argument("--workers-per-nat", type=flags.int_in(1, 10_000, "", "the workers-per-NAT range"), default=1,
@@ -58,6 +60,8 @@ def cmd_emulate(args: argparse.Namespace) -> int:
         err.print(f"removed {len(report.containers)} containers, {len(report.networks)} networks, "
                   f"{len(report.volumes)} volumes")
         return EXIT_FAILED if report.errors else 0
+    if args.template:
+        return run_template(args)
     local = LocalJob.from_args(args, control_memory_mb=args.control_memory)
     network = NetworkConfig(nat=args.nat, workers_per_nat=args.workers_per_nat,
                             impairment=Impairment(latency_ms=args.latency_ms, loss_pct=args.loss))

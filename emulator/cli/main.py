@@ -17,10 +17,10 @@ import threading
 from typing import Any, NoReturn, Sequence
 
 import rendezvous.cli
-from emulator.cli import aws, emulate, run, simulate
+from emulator.cli import app, aws, emulate, run, simulate
 from emulator.contracts.errors import EXIT_INTERRUPTED, EXIT_USAGE, UserError
 
-COMMAND_MODULES = (run, emulate, rendezvous.cli, simulate, aws)
+COMMAND_MODULES = (run, emulate, simulate, app, rendezvous.cli, aws)
 
 
 class OneLineParser(argparse.ArgumentParser):

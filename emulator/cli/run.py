@@ -9,6 +9,7 @@ from rich.console import Console
 
 from emulator import pipeline
 from emulator.cli import preflight
+from emulator.cli.app import add_template_arguments, run_template
 from emulator.cli.job_args import add_job_arguments, add_local_run_arguments
 from emulator.cli.local_job import LocalJob, progress_bar
 from emulator.cli.report import add_price_arguments
@@ -35,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_job_arguments(run)
     add_local_run_arguments(run)
     add_price_arguments(run)
+    add_template_arguments(run)
     run.set_defaults(func=cmd_run)
 
     gen = sub.add_parser("generate", help="write synthetic .pt partitions to a folder",
@@ -64,7 +66,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Run the job on the process backend and print its report."""
+    """Run the job (or ``--template``'s app) on the process backend and print its report."""
+    if args.template:
+        return run_template(args)
     local = LocalJob.from_args(args)
     config = local.config
     err = Console(stderr=True)

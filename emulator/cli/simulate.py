@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from emulator.cli.app import add_template_source_arguments, template_fan_out
 from emulator.cli.job_args import add_job_arguments, job_config_from_args
 from emulator.contracts import aws, flags
 from emulator.contracts.errors import ConfigError
@@ -70,6 +71,8 @@ def _simulation_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prices", type=flags.existing_file, default=None,
                    help="JSON file overriding price table fields (see sim/prices.py)")
     p.add_argument("--free-tier", action="store_true", help="subtract the monthly free tier")
+    add_template_source_arguments(p, "size the fan-out from this AWS SAM template's Distributed Map and worker "
+                                     "function (MemorySize, Timeout, Architectures, MaxConcurrency, Express children)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -132,12 +135,20 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
     Raises:
         ConfigError: a value outside AWS's limits or an impossible layout.
     """
+    overrides: dict[str, Any] = {}
+    simulation: dict[str, Any] = dict(express_children=args.express, arch=args.arch)
+    if args.template:  # the app's own worker and Map, instead of the flags' defaults
+        app = template_fan_out(args)
+        overrides = dict(worker_memory_mb=app.memory_mb, worker_timeout_s=app.timeout_s)
+        if app.max_concurrency is not None:
+            overrides["max_concurrency"] = app.max_concurrency
+        simulation = dict(express_children=app.express, arch=app.arch)
     config = job_config_from_args(args, comm=args.comm if args.comm in COMM_MODES else "none",
                                   control_memory_mb=args.control_memory,
-                                  account_concurrency=args.account_concurrency)
+                                  account_concurrency=args.account_concurrency, **overrides)
     spec = JobSpec.from_job(config, comm=args.comm, definition=str(args.definition) if args.definition else None,
-                            express_children=args.express, read_mode=args.read_mode, package_mb=args.package_mb,
-                            failure_rate=args.failure_rate, arch=args.arch)
+                            read_mode=args.read_mode, package_mb=args.package_mb, failure_rate=args.failure_rate,
+                            **simulation)
     spec.validate()
     return spec
 

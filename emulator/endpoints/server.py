@@ -37,12 +37,16 @@ from werkzeug.wrappers import Request, Response
 
 from emulator.app.build import BuildCache
 from emulator.app.deploy import ensure_bucket
+from emulator.app.docker_run import DockerFunctions
 from emulator.app.template import App, load_app, parse_parameter_overrides
 from emulator.contracts import aws
 from emulator.contracts.errors import EnvironmentSetupError
+from emulator.docker.images import ensure_worker_image
+from emulator.docker.nat import NatPreset
+from emulator.docker.network import NetworkConfig, Topology
 from emulator.endpoints import lambda_api, logs_api, stepfunctions_api
 from emulator.endpoints.core import Twin
-from emulator.endpoints.wire import ApiError, json_error, rest_error
+from emulator.endpoints.wire import ApiError, json_error, json_response, rest_error
 
 _TARGETS = {"AWSStepFunctions": "states", "Logs_20140328": "logs"}
 _SERVED = {"states", "logs", "lambda", "s3"}
@@ -97,8 +101,6 @@ class Endpoints:
 
     @staticmethod
     def _json(api: Any, target: str, request: Request, content_type: str) -> Response:
-        from emulator.endpoints.wire import json_response
-
         try:
             try:
                 body = json.loads(request.get_data() or b"{}")
@@ -236,18 +238,13 @@ class Server:
 
 
 def _docker_functions(log: Callable[[str], None]) -> tuple[Any, Any]:
-    """A Topology (NAT none) for the server's lifetime and the DockerFunctions deploying into it."""
-    from emulator.app.docker_run import DockerFunctions
-    from emulator.docker.engine import DockerUnavailable
-    from emulator.docker.images import ensure_worker_image
-    from emulator.docker.nat import NatPreset
-    from emulator.docker.network import NetworkConfig, Topology
+    """A Topology (NAT none) for the server's lifetime and the DockerFunctions deploying into it.
 
-    try:
-        topology = Topology(ensure_worker_image(), NetworkConfig(nat=NatPreset.NONE)).up()
-        return topology, DockerFunctions(topology, log)
-    except DockerUnavailable as exc:
-        raise EnvironmentSetupError(str(exc)) from None
+    Raises:
+        DockerUnavailable: no Docker engine (a user error: the message says how to start one).
+    """
+    topology = Topology(ensure_worker_image(), NetworkConfig(nat=NatPreset.NONE)).up()
+    return topology, DockerFunctions(topology, log)
 
 
 def serve(host: str, port: int, state_dir: Path, runs_dir: Path, template: Path | None = None,

@@ -29,7 +29,6 @@ from emulator.contracts import aws
 from emulator.endpoints.core import Twin
 from emulator.endpoints.wire import ApiError, epoch, page, require
 from emulator.stepfunctions import DefinitionError, StateMachine
-from emulator.stepfunctions.definition import validate_machine
 from emulator.stepfunctions.engine import substitute
 
 CONTENT_TYPE = "application/x-amz-json-1.0"
@@ -161,7 +160,7 @@ class StepFunctionsAPI:
             return {"result": "FAIL", "truncated": False, "diagnostics": [
                 {"severity": "ERROR", "code": "INVALID_JSON_DESCRIPTION", "message": f"The definition is not valid JSON: {exc}"}]}
         try:
-            validate_machine(definition)
+            StateMachine(definition)  # the engine's own definition-time validation
         except DefinitionError as exc:
             return {"result": "FAIL", "truncated": False, "diagnostics": [
                 {"severity": "ERROR", "code": "SCHEMA_VALIDATION_FAILED", "message": str(exc)}]}
@@ -238,12 +237,13 @@ class StepFunctionsAPI:
         children = [c for c in run.get("children", []) if c]
         starts = [c["start"] for c in children if c.get("start")]
         stops = [c["stop"] for c in children if c.get("stop")]
-        counts = dict(run["item_counts"])
         failed = any(e["type"] == "MapRunFailed" for e in parent["history"])
-        status = "FAILED" if failed and counts.get("failed") else "SUCCEEDED"
+        status = "FAILED" if failed and run["item_counts"].get("failed") else "SUCCEEDED"
         label_machine = run["map_run_arn"].split(":mapRun:", 1)[1].rsplit(":", 1)[0]
-        execution_counts = {k: counts.get(k, 0) for k in ("pending", "running", "succeeded", "failed", "timedOut",
-                                                          "aborted", "total", "resultsWritten")}
+        keys = ("pending", "running", "succeeded", "failed", "timedOut", "aborted", "total", "resultsWritten",
+                "failuresNotRedrivable", "pendingRedrive")
+        item_counts = {k: run["item_counts"].get(k, 0) for k in keys}  # per item
+        execution_counts = {k: run["execution_counts"].get(k, 0) for k in keys}  # per child execution
         state = _find_state(json.loads(machine_definition), run.get("state")) if machine_definition else {}
         return {"mapRunArn": run["map_run_arn"], "executionArn": parent["executionArn"],
                 "stateMachineArn": aws.state_machine_arn(label_machine), "status": status,
@@ -251,8 +251,7 @@ class StepFunctionsAPI:
                 "stopDate": max(stops) if stops else time.time(), "maxConcurrency": run.get("max_concurrency", 0),
                 "toleratedFailurePercentage": float(state.get("ToleratedFailurePercentage", 0.0)),
                 "toleratedFailureCount": int(state.get("ToleratedFailureCount", 0)),
-                "itemCounts": {**execution_counts, "failuresNotRedrivable": 0, "pendingRedrive": 0},
-                "executionCounts": {**execution_counts, "failuresNotRedrivable": 0, "pendingRedrive": 0},
+                "itemCounts": item_counts, "executionCounts": execution_counts,
                 "redriveCount": 0}
 
     def _store_child(self, parent: dict[str, Any], run: dict[str, Any], child: dict[str, Any]) -> None:

@@ -480,8 +480,12 @@ class ProcessEnvironment(ExecutionEnvironment):
     def _launch(self, env: dict[str, str]) -> None:
         self._oom = False
         argv = [self._python, "-m", "awslambdaric", self.function.handler]
-        if self._python_path:  # the function's layers and the runtime client, after its own packages
-            env = {**env, "PYTHONPATH": os.pathsep.join(self._python_path)}
+        if self._python != sys.executable:
+            # A function on its own interpreter (a venv of its requirements, which finds the runtime
+            # client itself) sees only its layers on PYTHONPATH, never this process's packages.
+            env = {k: v for k, v in env.items() if k != "PYTHONPATH"}
+            if self._python_path:
+                env["PYTHONPATH"] = os.pathsep.join(self._python_path)
         self._proc = subprocess.Popen(
             self.cgroup.command(argv) if self.cgroup is not None else argv,
             env={**env, "TMPDIR": str(self.storage.path)},
