@@ -84,7 +84,7 @@ class BuildCache:
     def runtime_dir(self, python: str) -> Path:
         """The runtime's own packages (awslambdaric, boto3) for this interpreter, built once."""
         version = _python_version(python)
-        target = self.root / f"runtime-py{version}-{_digest(version, *RUNTIME_PACKAGES)}"
+        target = self.root / f"runtime-py{version}-{content_digest(version, *RUNTIME_PACKAGES)}"
         with self._once(target) as needed:
             if needed:
                 self.log(f"building the Lambda runtime packages for Python {version} ({', '.join(RUNTIME_PACKAGES)})")
@@ -96,7 +96,7 @@ class BuildCache:
         """The venv for a requirements file (None: no requirements); returns (venv, whether it was built now)."""
         version = _python_version(python)
         text = requirements.read_bytes() if requirements is not None and requirements.is_file() else b""
-        key = f"venv-py{version}-{_digest(version, text)}"
+        key = f"venv-py{version}-{content_digest(version, text)}"
         venv = self.root / key
         runtime = self.runtime_dir(python)
         with self._once(venv) as needed:
@@ -171,7 +171,8 @@ def _site_packages(venv: Path) -> Path:
     return found[0]
 
 
-def _digest(*parts: str | bytes) -> str:
+def contentcontent_digest(*parts: str | bytes) -> str:
+    """A short, stable hash of ``parts`` (the cache key of a build or an image)."""
     h = hashlib.sha256()
     for part in parts:
         h.update(part if isinstance(part, bytes) else part.encode())

@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-from emulator.app.build import RUNTIME_PACKAGES
+from emulator.app.build import RUNTIME_PACKAGES, content_digest
 from emulator.app.template import FunctionSpec
 from emulator.contracts.errors import EnvironmentSetupError
 
@@ -46,14 +46,6 @@ ENV LAMBDA_TASK_ROOT=/var/task LAMBDA_RUNTIME_DIR=/var/runtime PYTHONUNBUFFERED=
 WORKDIR /var/task
 ENTRYPOINT ["python3", "-m", "awslambdaric"]
 """
-
-
-def _digest(*parts: str | bytes) -> str:
-    h = hashlib.sha256()
-    for part in parts:
-        h.update(part if isinstance(part, bytes) else part.encode())
-        h.update(b"\0")
-    return h.hexdigest()[:16]
 
 
 def _exists(client: Any, ref: str) -> bool:
@@ -84,7 +76,7 @@ def zip_function_image(client: Any, base: str, requirements: Path | None, log: C
                        label: str) -> str:
     """The image of a zip function with these requirements (built once per content hash)."""
     text = requirements.read_bytes() if requirements is not None and requirements.is_file() else b""
-    ref = f"{FUNCTION_REPOSITORY}:{_digest(RECIPE_VERSION, base, text, *RUNTIME_PACKAGES)}"
+    ref = f"{FUNCTION_REPOSITORY}:{content_digest(RECIPE_VERSION, base, text, *RUNTIME_PACKAGES)}"
     if _exists(client, ref):
         return ref
     log(f"building the image of {label} ({'requirements.txt' if text else 'no requirements'}) -> {ref}")
@@ -117,7 +109,7 @@ def image_function_image(client: Any, spec: FunctionSpec, python_base: str, buil
     for path in sorted(p for p in spec.docker_context.rglob("*") if p.is_file()):
         h.update(path.relative_to(spec.docker_context).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     args = {BASE_BUILD_ARG: python_base, **build_args}
-    ref = f"{APP_REPOSITORY}-{spec.name.lower()}:{_digest(RECIPE_VERSION, h.hexdigest(), spec.dockerfile, repr(sorted(args.items())))}"
+    ref = f"{APP_REPOSITORY}-{spec.name.lower()}:{content_digest(RECIPE_VERSION, h.hexdigest(), spec.dockerfile, repr(sorted(args.items())))}"
     if not _exists(client, ref):
         log(f"docker build {spec.docker_context} ({spec.dockerfile}) -> {ref}")
         _build(client, spec.docker_context, ref, f"function {spec.logical_id}", spec.dockerfile, args)
