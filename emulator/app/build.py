@@ -171,7 +171,7 @@ def _site_packages(venv: Path) -> Path:
     return found[0]
 
 
-def contentcontent_digest(*parts: str | bytes) -> str:
+def content_digest(*parts: str | bytes) -> str:
     """A short, stable hash of ``parts`` (the cache key of a build or an image)."""
     h = hashlib.sha256()
     for part in parts:
