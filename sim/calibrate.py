@@ -80,6 +80,23 @@ class Orchestration:
     transition_gap_s: float | None  # median gap between one step's exit and the next step's entry
     map_tail_s: float | None  # Map exit minus the last worker's end (bookkeeping + ResultWriter)
     child_start_rate: float | None  # children started per second while the Map ramped up
+    outside_map: "OutsideMap | None" = None  # the execution's time outside the Map
+
+
+@dataclass(frozen=True)
+class OutsideMap:
+    """Execution time outside the Map (Initialize, Summarize, two transitions) of one execution of ``world`` ranks.
+
+    From a run record's history, or a published figure; ``summarize_reads`` names how that
+    system's Summarize reads the results (sim/params.py SUMMARIZE_READS).
+    """
+
+    run: str
+    world: int
+    seconds: float
+    control_memory_mb: float
+    partitions: int | None = None  # keys Initialize lists; None = one per rank
+    summarize_reads: str = "keys"
 
 
 # -- evidence ---------------------------------------------------------------------------------
@@ -167,7 +184,21 @@ def orchestration_from_record(record: RunRecord) -> Orchestration | None:
     starts = [i.start for i in workers if i.start < first_end]
     if len(starts) > 1 and starts[-1] > starts[0]:
         rate = (len(starts) - 1) / (starts[-1] - starts[0])
-    return Orchestration(record.run_id, world, gap, map_tail, rate)
+    return Orchestration(record.run_id, world, gap, map_tail, rate, _outside_map(record, spans, map_name, world))
+
+
+def _outside_map(record: RunRecord, spans: dict[str, tuple[float, float]], map_name: str | None,
+                 world: int) -> OutsideMap | None:
+    """The execution's span minus its Map's, when the record has both and a control function's memory."""
+    start, stop = _time(record.execution.get("start")), _time(record.execution.get("stop"))
+    memory = next((f.get("memory_mb") for f in record.functions.values() if f.get("role") == "summarize"), None)
+    if map_name is None or start is None or stop is None or not memory:
+        return None
+    size, part = record.config.get("data_size_bytes"), record.config.get("partition_size_bytes")
+    partitions = math.ceil(size / part) if size and part else None
+    a, b = spans[map_name]
+    return OutsideMap(record.run_id, world, (stop - start) - (b - a), float(memory), partitions,
+                      str(record.config.get("summarize_reads") or "keys"))
 
 
 def observations_from_cloudwatch(lines: Iterable[str], bytes_read: int | None = None, run: str = "cloudwatch",
@@ -417,8 +448,9 @@ def _fit_control(p: ModelParams, obs: list[Observation]) -> None:
         xs = np.array([p.summarize_requests(o.world)[0] for o in summ], dtype=float)
         ys = np.array([(o.duration_s - p.summarize_requests(o.world)[1] * p.request_latency_s)
                        * min(1.0, lambda_vcpus(o.memory_mb)) for o in summ])
-        slope, _ = np.polyfit(xs, ys, 1)
+        slope, intercept = np.polyfit(xs, ys, 1)
         _fitted(p, "request_cpu_s", max(0.0, slope), f"Summarize Duration against world size ({sorted(worlds)})")
+        _fitted(p, "summarize_cpu_s", max(0.0, intercept), f"Summarize Duration intercept, {len(summ)} invocations")
     else:
         p.unidentified.append("Summarize per-result cost: Summarize measured at fewer than two world sizes")
     inits = [o for o in obs if o.role == "initialize" and o.duration_s]
@@ -440,6 +472,45 @@ def _fit_control(p: ModelParams, obs: list[Observation]) -> None:
                                                                for o in inits)),
                 f"median Duration of {len(inits)} Initialize invocations")
         p.unidentified.append("Initialize growth with N (plan_cpu_s_per_item): Initialize at one world size only")
+
+
+def _fit_outside_map(p: ModelParams, outside: list[OutsideMap]) -> None:
+    """Summarize's fixed CPU and the CPU per S3 request from the time outside the Map at several world sizes.
+
+    The model's outside-Map time (``ModelParams.outside_map_seconds``) is linear in
+    both, so they are a least-squares fit of its two columns; what Summarize
+    Durations already fitted is kept. The request latency stays a prior: at one
+    control memory size latency and CPU per request are not separable.
+    """
+    if not outside:
+        return
+    free = [n for n in ("summarize_cpu_s", "request_cpu_s") if not p.source_of(n).startswith("fitted")]
+    reads = {min(o.world, p.summarize_requests(o.world, o.summarize_reads)[2]) for o in outside}
+    if "request_cpu_s" in free and len(reads) < 2:
+        free.remove("request_cpu_s")
+        p.unidentified.append("CPU per S3 request: time outside the Map at one number of results read only")
+    if not free:
+        return
+
+    def model(o: OutsideMap, trial: ModelParams) -> float:
+        return trial.outside_map_seconds(o.world, o.partitions or o.world, o.control_memory_mb, o.summarize_reads)
+
+    zero = replace(p, **{n: 0.0 for n in free})
+    base = np.array([model(o, zero) for o in outside])
+    columns = np.array([[model(o, replace(zero, **{n: 1.0})) for o in outside] for n in free]).T - base[:, None]
+    measured = np.array([o.seconds for o in outside])
+    solution, *_ = np.linalg.lstsq(columns, measured - base, rcond=None)
+    what = ", ".join(f"{o.seconds:g} s at {o.world:,}" for o in outside)
+    if "request_cpu_s" in free:
+        p.unidentified = [u for u in p.unidentified if not u.startswith("Summarize per-result cost")]
+    for name, value in zip(free, solution):
+        _fitted(p, name, max(0.0, float(value)), f"time outside the Map ({what} workers; Summarize "
+                f"{'/'.join(sorted({o.summarize_reads for o in outside}))}, control functions at "
+                f"{'/'.join(f'{m:g}' for m in sorted({o.control_memory_mb for o in outside}))} MB)")
+    p.unidentified.append(f"S3 request latency vs CPU per request: control functions at one memory size; "
+                          f"request_latency_s kept at its prior {p.request_latency_s * 1000:g} ms, the rest is CPU")
+    errors = [abs(model(o, p) - o.seconds) / o.seconds * 100 for o in outside]
+    p.residuals["outside_map_max_ape_pct"] = max(errors)
 
 
 def _fit_orchestration(p: ModelParams, orch: list[Orchestration]) -> None:
@@ -466,8 +537,11 @@ def _fit_orchestration(p: ModelParams, orch: list[Orchestration]) -> None:
 
 
 def fit(observations: list[Observation], base: ModelParams | None = None,
-        orchestration: list[Orchestration] | None = None, source: str | None = None) -> ModelParams:
+        orchestration: list[Orchestration] | None = None, source: str | None = None,
+        outside: list[OutsideMap] | None = None) -> ModelParams:
     """Parameters that best explain the evidence; see the module docstring.
+
+    ``outside``: times outside the Map beyond those of ``orchestration`` (e.g. published figures).
 
     Raises:
         ValueError: no usable observation.
@@ -486,8 +560,9 @@ def fit(observations: list[Observation], base: ModelParams | None = None,
     _fit_memory(p, observations)
     _fit_control(p, observations)
     _fit_orchestration(p, orchestration or [])
-    p.source = source or f"calibration from {len({o.run for o in observations})} run(s), {len(observations)} invocations"
     p.residuals = residuals(p, observations)
+    _fit_outside_map(p, [o.outside_map for o in orchestration or [] if o.outside_map] + list(outside or []))
+    p.source = source or f"calibration from {len({o.run for o in observations})} run(s), {len(observations)} invocations"
     return p
 
 

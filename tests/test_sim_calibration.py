@@ -69,17 +69,18 @@ def test_report_lines_alone_separate_fixed_from_per_byte_costs(tmp_path):
 
 
 def test_control_functions_from_report_lines_at_two_world_sizes():
-    truth = ModelParams(request_cpu_s=0.003, control_cpu_s=0.05)
+    truth = ModelParams(request_cpu_s=0.003, control_cpu_s=0.05, summarize_cpu_s=0.11)
     obs = []
     for world in (100, 1000, 3000):
         initialize = truth.control_seconds(128, truth.initialize_requests(world), items=world) * 1000
-        summarize = truth.control_seconds(128, *truth.summarize_requests(world)) * 1000
+        summarize = truth.summarize_seconds(128, world) * 1000
         for role, ms in (("initialize", initialize), ("summarize", summarize)):
             line = report_line(ReportLine("r", ms, int(ms) + 1, 128, 88, None))
             obs += observations_from_cloudwatch([line], role=role, world=world, run=f"{role}-{world}")
     p = fit(obs)
     assert p.request_cpu_s == pytest.approx(0.003, rel=1e-3)
     assert p.control_cpu_s == pytest.approx(0.05, rel=1e-2)
+    assert p.summarize_cpu_s == pytest.approx(0.11, rel=1e-3)
     assert p.plan_cpu_s_per_item == pytest.approx(truth.plan_cpu_s_per_item, rel=1e-2)
     assert p.control_memory_used_mb == 88
 
@@ -128,3 +129,55 @@ def test_reference_compute_matches_the_published_75_and_100_mb_figures():
         samples = mb * 1e6 / p.bytes_per_sample
         compute = p.worker_phases(samples, mb * 1e6, 10240, 512, False)["compute_s"]
         assert lo * 0.9 <= compute <= hi * 1.1, (mb, compute)
+
+
+# -- outside the Map: Initialize, Summarize (how it reads the results), transitions --------------
+
+def test_summarize_costs_are_recovered_from_the_time_outside_the_map(tmp_path):
+    # Execution spans minus Map spans of run records at three world sizes; only worker REPORTs otherwise,
+    # so the control costs come from the history timestamps alone.
+    truth = ModelParams(summarize_cpu_s=0.09, request_cpu_s=0.003, control_init_median_s=0.5, transition_latency_s=0.05)
+    for reads in ("keys", "list-page", "list-all"):
+        paths = []
+        for world in (20, 300, 1500):
+            result = simulate(JobSpec(data_size_bytes=world * 1_000_000, partition_size_bytes=1_000_000, timeout_s=900,
+                                      control_memory_mb=128, control_timeout_s=900, summarize_reads=reads, noise=False),
+                              truth, seed=0)
+            assert result.status == "SUCCEEDED"
+            paths.append(tmp_path / f"{reads}-{world}")
+            save(to_run_record(result, f"{reads}-{world}"), paths[-1])
+        obs, orch = load_observations(paths)
+        assert all(o.outside_map and o.outside_map.summarize_reads == reads for o in orch)
+        p = fit([o for o in obs if o.role == "worker"], ModelParams(control_init_median_s=0.5), orchestration=orch)
+        assert p.summarize_cpu_s == pytest.approx(0.09, rel=0.01), reads
+        assert p.request_cpu_s == pytest.approx(0.003, rel=0.01), reads
+        assert p.source_of("request_cpu_s").startswith("fitted: time outside the Map")
+        assert any("request latency" in u for u in p.unidentified)
+
+
+def test_one_list_page_plateaus_and_keys_grow_with_world_size():
+    p = ModelParams()
+    spans = {}
+    for reads in ("keys", "list-page"):
+        for world in (1000, 3000):
+            result = simulate(JobSpec(data_size_bytes=world * 1_000_000, partition_size_bytes=1_000_000, timeout_s=900,
+                                      control_memory_mb=128, control_timeout_s=900, summarize_reads=reads, noise=False), p)
+            [summary] = [i for i in result.invocations if i["function"] == "summarize"]
+            spans[reads, world] = (result.steps["Summarize"][1] - result.steps["Summarize"][0], summary["results_read"])
+    assert spans["list-page", 3000][1] == 1000 and spans["keys", 3000][1] == 3000  # one page: 2,000 never read
+    assert spans["list-page", 3000][0] == pytest.approx(spans["list-page", 1000][0], rel=1e-9)
+    assert spans["keys", 3000][0] > 2.5 * spans["keys", 1000][0]
+
+
+def test_reference_predicts_the_held_out_plateau_outside_the_map():
+    # Fitted to 4.7 s at 41 and 28 s at 517 workers (issue 15); the plateau of 50-58 s from 2,600 workers up was not.
+    p = reference_params()
+    for world, seconds in reference.OUTSIDE_MAP_FITTED:
+        assert p.outside_map_seconds(world, world, 128, "list-page") == pytest.approx(seconds, rel=0.01)
+    low_world, low, high = reference.OUTSIDE_MAP_PLATEAU
+    for world in (low_world, 5_000, 10_000):
+        result = simulate(JobSpec(data_size_bytes=world * 1_000_000, partition_size_bytes=1_000_000, timeout_s=900,
+                                  control_memory_mb=128, control_timeout_s=900, summarize_reads="list-page",
+                                  memory_mb=10240), p)
+        outside = result.makespan_s - (result.steps["Map"][1] - result.steps["Map"][0])
+        assert low <= outside <= high, (world, outside)
