@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import statistics
+
 import pytest
 
 from emulator.contracts.cloudwatch import ReportLine, report_line
@@ -181,3 +183,18 @@ def test_reference_predicts_the_held_out_plateau_outside_the_map():
                                   memory_mb=10240), p)
         outside = result.makespan_s - (result.steps["Map"][1] - result.steps["Map"][0])
         assert low <= outside <= high, (world, outside)
+
+
+def test_reference_says_why_its_one_cold_invocation_cannot_be_learned_when_held_out():
+    logged = reference.logged_invocations(reference.DATA / "cloudwatch-worker-log-example.txt")
+    assert sum(i.cold for i in logged) == 1 and len(logged) == 9
+    [cold] = [i for i in logged if i.cold]
+    warm = [i for i in logged if not i.cold]
+    # The cold invocation's own lines account for the fitted first-call load: slower script + later first download.
+    extra = (cold.script_s - statistics.median(i.script_s for i in warm)
+             + cold.before_download_s - statistics.median(i.before_download_s for i in warm))
+    assert extra == pytest.approx(reference_params().model_load_s, rel=0.03)
+    note = reference.cold_evidence()
+    assert "ONE cold invocation" in note and "Billed Duration includes INIT" in note and "prior (0.3 s)" in note
+    assert note in reference_params().unidentified
+    assert not any(u.startswith("cold handler extra") and u != note for u in reference_params().unidentified)

@@ -284,6 +284,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
                        f"{' + CosmicAI reference' if args.reference else ''}")
         params = fit(observations, orchestration=orchestration, source=source,
                      outside=reference.outside_map() if args.reference else None)
+        if args.reference:
+            reference.annotate(params)
     except (RunRecordError, ValueError, OSError) as exc:
         raise ConfigError(" ".join(str(exc).split())) from None
     params.save(args.output)
@@ -305,6 +307,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     for line in params.unidentified:
         console.print(f"[yellow]not identified:[/yellow] {line}")
     console.print(f"residuals (worker Duration): {json.dumps({k: round(v, 2) for k, v in params.residuals.items()})}")
+    if args.reference:
+        console.print(reference.plateau_check(params))
     loo = leave_one_out(observations)
     if loo:
         within = sum(1 for r in loo if abs(r["error_pct"]) <= 10)
@@ -313,7 +317,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         for r in loo:
             if abs(r["error_pct"]) > 10:
                 console.print(f"  {r['run']} ({'cold' if r['cold'] else 'warm'}): measured {r['measured_s']:.2f} s, "
-                              f"predicted {r['predicted_s']:.2f} s ({r['error_pct']:+.1f}%)")
+                              f"predicted {r['predicted_s']:.2f} s ({r['error_pct']:+.1f}%)"
+                              + ("; the only cold invocation: see 'cold handler extra' above" if r["cold"] else ""))
     if args.plot:
         timed = [o for o in observations if o.role == "worker" and o.duration_s and o.bytes_read]
         paths = plot_calibration([o.duration_s for o in timed], [predict_duration(params, o) for o in timed],
