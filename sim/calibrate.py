@@ -55,6 +55,7 @@ class Observation:
     init_s: float | None = None
     max_memory_mb: float | None = None
     world: int | None = None
+    summarize_reads: str = "keys"  # for a Summarize: how its code reads the results (sim/params.py SUMMARIZE_READS)
     compute_s: float | None = None
     read_s: float | None = None
     deserialize_s: float | None = None
@@ -125,6 +126,7 @@ def observations_from_record(record: RunRecord) -> list[Observation]:
                 compute_s=rank.get("compute_seconds"), read_s=rank.get("s3_read_seconds"),
                 deserialize_s=rank.get("deserialize_seconds"), download_s=rank.get("download_seconds"),
                 load_s=rank.get("model_load_seconds"), pairing_s=_pairing_round_s(rank, world),
+                summarize_reads=str(record.config.get("summarize_reads") or "keys"),
             ))
     return out
 
@@ -203,12 +205,14 @@ def _outside_map(record: RunRecord, spans: dict[str, tuple[float, float]], map_n
 
 def observations_from_cloudwatch(lines: Iterable[str], bytes_read: int | None = None, run: str = "cloudwatch",
                                  role: str = "worker", batch_size: int = DEFAULT_BATCH_SIZE,
-                                 world: int | None = None) -> list[Observation]:
+                                 world: int | None = None, summarize_reads: str = "keys") -> list[Observation]:
     """Successful REPORT lines of one function's log export; each invocation read ``bytes_read`` (if known).
 
-    ``role`` names the function (worker, initialize, summarize); ``world`` the job's world size.
+    ``role`` names the function (worker, initialize, summarize); ``world`` the job's world size;
+    ``summarize_reads`` how a Summarize reads the results.
     """
     return [Observation(run=run, role=role, bytes_read=float(bytes_read) if bytes_read else None, world=world,
+                        summarize_reads=summarize_reads,
                         memory_mb=r.memory_size_mb, batch_size=batch_size, duration_s=r.duration_ms / 1000.0,
                         cold=r.init_duration_ms is not None,
                         init_s=r.init_duration_ms / 1000.0 if r.init_duration_ms is not None else None,
@@ -445,8 +449,8 @@ def _fit_control(p: ModelParams, obs: list[Observation]) -> None:
     summ = [o for o in obs if o.role == "summarize" and o.duration_s and o.world]
     worlds = {o.world for o in summ}
     if len(worlds) >= 2:
-        xs = np.array([p.summarize_requests(o.world)[0] for o in summ], dtype=float)
-        ys = np.array([(o.duration_s - p.summarize_requests(o.world)[1] * p.request_latency_s)
+        xs = np.array([p.summarize_requests(o.world, o.summarize_reads)[0] for o in summ], dtype=float)
+        ys = np.array([(o.duration_s - p.summarize_requests(o.world, o.summarize_reads)[1] * p.request_latency_s)
                        * min(1.0, lambda_vcpus(o.memory_mb)) for o in summ])
         slope, intercept = np.polyfit(xs, ys, 1)
         _fitted(p, "request_cpu_s", max(0.0, slope), f"Summarize Duration against world size ({sorted(worlds)})")

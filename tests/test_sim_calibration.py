@@ -81,6 +81,12 @@ def test_control_functions_from_report_lines_at_two_world_sizes():
             obs += observations_from_cloudwatch([line], role=role, world=world, run=f"{role}-{world}")
     p = fit(obs)
     assert p.request_cpu_s == pytest.approx(0.003, rel=1e-3)
+    # The same from a one-page Summarize (CosmicAI's), told how it reads: the plateau past 1,000 is no slope.
+    page = [o for world in (100, 1000, 3000) for o in observations_from_cloudwatch(
+        [report_line(ReportLine("r", truth.summarize_seconds(128, world, "list-page") * 1000, 1, 128, 88, None))],
+        role="summarize", world=world, run=f"page-{world}", summarize_reads="list-page")]
+    q = fit(page)
+    assert q.request_cpu_s == pytest.approx(0.003, rel=1e-3) and q.summarize_cpu_s == pytest.approx(0.11, rel=1e-3)
     assert p.control_cpu_s == pytest.approx(0.05, rel=1e-2)
     assert p.summarize_cpu_s == pytest.approx(0.11, rel=1e-3)
     assert p.plan_cpu_s_per_item == pytest.approx(truth.plan_cpu_s_per_item, rel=1e-2)

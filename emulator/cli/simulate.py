@@ -121,6 +121,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="which function the --logs are from (default worker)")
     cal.add_argument("--log-world", type=flags.int_in(1, 10_000_000, "", "the world size range"), default=None,
                      help="world size of the job the --logs come from")
+    cal.add_argument("--log-summarize-reads", choices=SUMMARIZE_READS, default="keys",
+                     help="how the Summarize of --log-role summarize reads the results (as simulate --summarize-reads)")
     cal.add_argument("-o", "--output", type=Path, default=Path("calibration.json"),
                      help="where to save (default calibration.json)")
     cal.add_argument("--plot", type=flags.writable_dir, default=None,
@@ -278,7 +280,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             observations += observations_from_cloudwatch(log.read_text().splitlines(),
                                                          args.bytes_read,
                                                          run=str(log), role=args.log_role, batch_size=args.batch_size,
-                                                         world=args.log_world)
+                                                         world=args.log_world,
+                                                         summarize_reads=args.log_summarize_reads)
         source = (reference.SOURCE if args.reference and not args.runs and not args.logs
                   else f"calibration of {', '.join(map(str, args.runs + args.logs)) or 'no files'}"
                        f"{' + CosmicAI reference' if args.reference else ''}")
