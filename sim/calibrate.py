@@ -326,6 +326,8 @@ def _fit_spread(p: ModelParams, ratios: list[float], what: str) -> None:
     _fitted(p, "straggler_prob", len(tail) / len(logs), f"{len(tail)} of {len(logs)} {what} above {math.exp(cut - centre):.2f}x the median")
     if len(tail):
         _fitted(p, "straggler_factor", math.exp(float(tail.mean())), f"{len(tail)} stragglers")
+        _fitted(p, "straggler_cap", math.exp(float(tail.max())), f"largest of {len(tail)} stragglers (no tail "
+                "extrapolated past the evidence)")
         if len(tail) >= 3:
             _fitted(p, "straggler_sigma", float(tail.std()), f"{len(tail)} stragglers")
         else:

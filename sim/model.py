@@ -269,7 +269,8 @@ class _Simulation:
         if self.spec.noise:
             self.body = np.exp(p.cpu_sigma * self.rng.standard_normal(self.world))
             tail = self.rng.random(self.world) < p.straggler_prob
-            self.body[tail] *= p.straggler_factor * np.exp(p.straggler_sigma * self.rng.standard_normal(int(tail.sum())))
+            slow = p.straggler_factor * np.exp(p.straggler_sigma * self.rng.standard_normal(int(tail.sum())))
+            self.body[tail] *= np.minimum(slow, p.straggler_cap) if p.straggler_cap > 0 else slow
         else:
             self.body = np.ones(self.world)
         self.max_concurrency = self._max_concurrency()

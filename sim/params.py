@@ -13,7 +13,10 @@ A worker invocation is split into explicit phases (seconds)::
 
 The CPU-bound phases (deserialise, compute) carry a lognormal spread
 (``cpu_sigma``) and a straggler tail: with probability ``straggler_prob`` they
-take ``straggler_factor`` x lognormal(``straggler_sigma``) longer. Max Memory
+take ``straggler_factor`` x lognormal(``straggler_sigma``) longer, at most
+``straggler_cap`` times (0 = no cap; calibration sets it to the largest
+straggler seen, so the Map's slowest of N workers is not extrapolated past the
+evidence). Max Memory
 Used = ``memory_base_mb`` + ``memory_per_input_mb`` x MB held at once.
 Initialize and Summarize are modelled from their own fields: fixed CPU and CPU
 per S3 request, both divided by the control function's CPU share (128 MB has
@@ -68,6 +71,7 @@ class ModelParams:
     straggler_prob: float = 0.0
     straggler_factor: float = 2.5
     straggler_sigma: float = 0.3
+    straggler_cap: float = 0.0  # largest straggler multiplier; 0 = unbounded lognormal
     # -- INIT (cold start): lognormal, burst CPU, so independent of memory --------------
     init_median_s: float = 1.5
     init_sigma: float = 0.25

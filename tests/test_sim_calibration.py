@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import statistics
+from dataclasses import replace
 
 import pytest
 
@@ -217,3 +219,21 @@ def test_reference_against_the_other_published_figures():
     maps = sorted(r.steps["Map"][1] - r.steps["Map"][0] for r in runs)
     spans = sorted(r.makespan_s for r in runs)
     assert maps[1] <= 51.2 <= maps[-2] and spans[1] <= 60 and 65 <= spans[-2]
+
+
+def test_straggler_cap_is_recovered_and_bounds_the_slowest_worker(tmp_path):
+    truth = replace(TRUTH, straggler_prob=0.1, straggler_factor=2.0, straggler_sigma=0.3, straggler_cap=2.4, cpu_sigma=0.03)
+    paths = []
+    for i, world in enumerate((400, 600)):
+        result = simulate(JobSpec(data_size_bytes=world * 10_000_000, partition_size_bytes=10_000_000, memory_mb=3538,
+                                  timeout_s=900, max_concurrency=200), truth, seed=i)
+        slowest = max(w["compute_s"] for w in result.worker_invocations)
+        typical = statistics.median(w["compute_s"] for w in result.worker_invocations)
+        assert slowest / typical <= 2.4 * math.exp(4 * 0.03)  # never past the cap (times the body spread)
+        paths.append(tmp_path / f"c{i}")
+        save(to_run_record(result, f"c{i}"), paths[-1])
+    obs, _ = load_observations(paths)
+    p = fit(obs)
+    assert p.straggler_cap == pytest.approx(2.4, rel=0.08)
+    assert p.source_of("straggler_cap").startswith("fitted: largest of")
+    assert ModelParams().straggler_cap == 0  # the prior: an unbounded lognormal tail
