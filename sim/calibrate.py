@@ -98,6 +98,7 @@ class OutsideMap:
     control_memory_mb: float
     partitions: int | None = None  # keys Initialize lists; None = one per rank
     summarize_reads: str = "keys"
+    cold_starts: int = 2  # of Initialize and Summarize (published figures: a fresh deployment assumed)
 
 
 # -- evidence ---------------------------------------------------------------------------------
@@ -199,8 +200,10 @@ def _outside_map(record: RunRecord, spans: dict[str, tuple[float, float]], map_n
     size, part = record.config.get("data_size_bytes"), record.config.get("partition_size_bytes")
     partitions = math.ceil(size / part) if size and part else None
     a, b = spans[map_name]
+    cold = sum(1 for role in ("initialize", "summarize") for i in record.invocations_of(role)
+               if i.status == "success" and i.init_duration_ms is not None)
     return OutsideMap(record.run_id, world, (stop - start) - (b - a), float(memory), partitions,
-                      str(record.config.get("summarize_reads") or "keys"))
+                      str(record.config.get("summarize_reads") or "keys"), cold)
 
 
 def observations_from_cloudwatch(lines: Iterable[str], bytes_read: int | None = None, run: str = "cloudwatch",
@@ -491,7 +494,7 @@ def _fit_outside_map(p: ModelParams, outside: list[OutsideMap]) -> None:
     if not outside:
         return
     free = [n for n in ("summarize_cpu_s", "request_cpu_s") if not p.source_of(n).startswith("fitted")]
-    reads = {min(o.world, p.summarize_requests(o.world, o.summarize_reads)[2]) for o in outside}
+    reads = {p.summarize_requests(o.world, o.summarize_reads)[2] for o in outside}
     if "request_cpu_s" in free and len(reads) < 2:
         free.remove("request_cpu_s")
         p.unidentified.append("CPU per S3 request: time outside the Map at one number of results read only")
@@ -499,7 +502,8 @@ def _fit_outside_map(p: ModelParams, outside: list[OutsideMap]) -> None:
         return
 
     def model(o: OutsideMap, trial: ModelParams) -> float:
-        return trial.outside_map_seconds(o.world, o.partitions or o.world, o.control_memory_mb, o.summarize_reads)
+        return trial.outside_map_seconds(o.world, o.partitions or o.world, o.control_memory_mb, o.summarize_reads,
+                                         o.cold_starts)
 
     zero = replace(p, **{n: 0.0 for n in free})
     base = np.array([model(o, zero) for o in outside])
@@ -513,7 +517,9 @@ def _fit_outside_map(p: ModelParams, outside: list[OutsideMap]) -> None:
         _fitted(p, name, max(0.0, float(value)), f"time outside the Map ({what} workers; Summarize "
                 f"{'/'.join(sorted({o.summarize_reads for o in outside}))}, control functions at "
                 f"{'/'.join(f'{m:g}' for m in sorted({o.control_memory_mb for o in outside}))} MB)")
-    p.unidentified.append(f"S3 request latency vs CPU per request: control functions at one memory size; "
+    memories = {o.control_memory_mb for o in outside}
+    why = "control functions at one memory size" if len(memories) == 1 else "not fitted from outside-Map times"
+    p.unidentified.append(f"S3 request latency vs CPU per request: {why}; "
                           f"request_latency_s kept at its prior {p.request_latency_s * 1000:g} ms, the rest is CPU")
     errors = [abs(model(o, p) - o.seconds) / o.seconds * 100 for o in outside]
     p.residuals["outside_map_max_ape_pct"] = max(errors)

@@ -194,9 +194,11 @@ class ModelParams:
         """Expected Duration of Initialize listing ``partitions`` keys and planning ``world`` items (no INIT)."""
         return self.control_seconds(memory_mb, self.initialize_requests(partitions), items=world)
 
-    def outside_map_seconds(self, world: int, partitions: int, memory_mb: float, reads: str = "keys") -> float:
-        """Expected execution time outside the Map: Initialize and Summarize, both cold, and the two transitions."""
-        return (2 * self.control_init_median_s + self.initialize_seconds(memory_mb, partitions, world)
+    def outside_map_seconds(self, world: int, partitions: int, memory_mb: float, reads: str = "keys",
+                            cold_starts: int = 2) -> float:
+        """Expected execution time outside the Map: Initialize and Summarize (``cold_starts`` of them cold, as in
+        one execution of a fresh deployment) and the two transitions."""
+        return (cold_starts * self.control_init_median_s + self.initialize_seconds(memory_mb, partitions, world)
                 + self.summarize_seconds(memory_mb, world, reads) + 2 * self.transition_latency_s)
 
     def source_of(self, name: str) -> str:

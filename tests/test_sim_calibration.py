@@ -237,3 +237,18 @@ def test_straggler_cap_is_recovered_and_bounds_the_slowest_worker(tmp_path):
     assert p.straggler_cap == pytest.approx(2.4, rel=0.08)
     assert p.source_of("straggler_cap").startswith("fitted: largest of")
     assert ModelParams().straggler_cap == 0  # the prior: an unbounded lognormal tail
+
+
+def test_outside_map_counts_the_control_cold_starts_of_the_record(tmp_path):
+    # Two executions back to back: the second finds Initialize and Summarize warm, and the fit knows it.
+    truth = ModelParams(summarize_cpu_s=0.09, request_cpu_s=0.003, control_init_median_s=0.9)
+    record = to_run_record(simulate(JobSpec(data_size_bytes=200_000_000, partition_size_bytes=1_000_000,
+                                            control_memory_mb=128, noise=False), truth), "cold")
+    orch = orchestration_from_record(record)
+    assert orch.outside_map.cold_starts == 2
+    for inv in record.invocations:
+        inv.init_duration_ms = None  # as a warm execution's REPORTs
+    warm = orchestration_from_record(record).outside_map
+    assert warm.cold_starts == 0
+    assert truth.outside_map_seconds(200, 200, 128, "keys", 0) == pytest.approx(
+        truth.outside_map_seconds(200, 200, 128) - 1.8)
