@@ -55,6 +55,7 @@ class Observation:
     init_s: float | None = None
     max_memory_mb: float | None = None
     world: int | None = None
+    summarize_reads: str = "keys"  # for a Summarize: how its code reads the results (sim/params.py SUMMARIZE_READS)
     compute_s: float | None = None
     read_s: float | None = None
     deserialize_s: float | None = None
@@ -80,6 +81,24 @@ class Orchestration:
     transition_gap_s: float | None  # median gap between one step's exit and the next step's entry
     map_tail_s: float | None  # Map exit minus the last worker's end (bookkeeping + ResultWriter)
     child_start_rate: float | None  # children started per second while the Map ramped up
+    outside_map: "OutsideMap | None" = None  # the execution's time outside the Map
+
+
+@dataclass(frozen=True)
+class OutsideMap:
+    """Execution time outside the Map (Initialize, Summarize, two transitions) of one execution of ``world`` ranks.
+
+    From a run record's history, or a published figure; ``summarize_reads`` names how that
+    system's Summarize reads the results (sim/params.py SUMMARIZE_READS).
+    """
+
+    run: str
+    world: int
+    seconds: float
+    control_memory_mb: float
+    partitions: int | None = None  # keys Initialize lists; None = one per rank
+    summarize_reads: str = "keys"
+    cold_starts: int = 2  # of Initialize and Summarize (published figures: a fresh deployment assumed)
 
 
 # -- evidence ---------------------------------------------------------------------------------
@@ -108,6 +127,7 @@ def observations_from_record(record: RunRecord) -> list[Observation]:
                 compute_s=rank.get("compute_seconds"), read_s=rank.get("s3_read_seconds"),
                 deserialize_s=rank.get("deserialize_seconds"), download_s=rank.get("download_seconds"),
                 load_s=rank.get("model_load_seconds"), pairing_s=_pairing_round_s(rank, world),
+                summarize_reads=str(record.config.get("summarize_reads") or "keys"),
             ))
     return out
 
@@ -167,17 +187,35 @@ def orchestration_from_record(record: RunRecord) -> Orchestration | None:
     starts = [i.start for i in workers if i.start < first_end]
     if len(starts) > 1 and starts[-1] > starts[0]:
         rate = (len(starts) - 1) / (starts[-1] - starts[0])
-    return Orchestration(record.run_id, world, gap, map_tail, rate)
+    return Orchestration(record.run_id, world, gap, map_tail, rate, _outside_map(record, spans, map_name, world))
+
+
+def _outside_map(record: RunRecord, spans: dict[str, tuple[float, float]], map_name: str | None,
+                 world: int) -> OutsideMap | None:
+    """The execution's span minus its Map's, when the record has both and a control function's memory."""
+    start, stop = _time(record.execution.get("start")), _time(record.execution.get("stop"))
+    memory = next((f.get("memory_mb") for f in record.functions.values() if f.get("role") == "summarize"), None)
+    if map_name is None or start is None or stop is None or not memory:
+        return None
+    size, part = record.config.get("data_size_bytes"), record.config.get("partition_size_bytes")
+    partitions = math.ceil(size / part) if size and part else None
+    a, b = spans[map_name]
+    cold = sum(1 for role in ("initialize", "summarize") for i in record.invocations_of(role)
+               if i.status == "success" and i.init_duration_ms is not None)
+    return OutsideMap(record.run_id, world, (stop - start) - (b - a), float(memory), partitions,
+                      str(record.config.get("summarize_reads") or "keys"), cold)
 
 
 def observations_from_cloudwatch(lines: Iterable[str], bytes_read: int | None = None, run: str = "cloudwatch",
                                  role: str = "worker", batch_size: int = DEFAULT_BATCH_SIZE,
-                                 world: int | None = None) -> list[Observation]:
+                                 world: int | None = None, summarize_reads: str = "keys") -> list[Observation]:
     """Successful REPORT lines of one function's log export; each invocation read ``bytes_read`` (if known).
 
-    ``role`` names the function (worker, initialize, summarize); ``world`` the job's world size.
+    ``role`` names the function (worker, initialize, summarize); ``world`` the job's world size;
+    ``summarize_reads`` how a Summarize reads the results.
     """
     return [Observation(run=run, role=role, bytes_read=float(bytes_read) if bytes_read else None, world=world,
+                        summarize_reads=summarize_reads,
                         memory_mb=r.memory_size_mb, batch_size=batch_size, duration_s=r.duration_ms / 1000.0,
                         cold=r.init_duration_ms is not None,
                         init_s=r.init_duration_ms / 1000.0 if r.init_duration_ms is not None else None,
@@ -291,6 +329,8 @@ def _fit_spread(p: ModelParams, ratios: list[float], what: str) -> None:
     _fitted(p, "straggler_prob", len(tail) / len(logs), f"{len(tail)} of {len(logs)} {what} above {math.exp(cut - centre):.2f}x the median")
     if len(tail):
         _fitted(p, "straggler_factor", math.exp(float(tail.mean())), f"{len(tail)} stragglers")
+        _fitted(p, "straggler_cap", math.exp(float(tail.max())), f"largest of {len(tail)} stragglers (no tail "
+                "extrapolated past the evidence)")
         if len(tail) >= 3:
             _fitted(p, "straggler_sigma", float(tail.std()), f"{len(tail)} stragglers")
         else:
@@ -414,11 +454,12 @@ def _fit_control(p: ModelParams, obs: list[Observation]) -> None:
     summ = [o for o in obs if o.role == "summarize" and o.duration_s and o.world]
     worlds = {o.world for o in summ}
     if len(worlds) >= 2:
-        xs = np.array([p.summarize_requests(o.world)[0] for o in summ], dtype=float)
-        ys = np.array([(o.duration_s - p.summarize_requests(o.world)[1] * p.request_latency_s)
+        xs = np.array([p.summarize_requests(o.world, o.summarize_reads)[0] for o in summ], dtype=float)
+        ys = np.array([(o.duration_s - p.summarize_requests(o.world, o.summarize_reads)[1] * p.request_latency_s)
                        * min(1.0, lambda_vcpus(o.memory_mb)) for o in summ])
-        slope, _ = np.polyfit(xs, ys, 1)
+        slope, intercept = np.polyfit(xs, ys, 1)
         _fitted(p, "request_cpu_s", max(0.0, slope), f"Summarize Duration against world size ({sorted(worlds)})")
+        _fitted(p, "summarize_cpu_s", max(0.0, intercept), f"Summarize Duration intercept, {len(summ)} invocations")
     else:
         p.unidentified.append("Summarize per-result cost: Summarize measured at fewer than two world sizes")
     inits = [o for o in obs if o.role == "initialize" and o.duration_s]
@@ -440,6 +481,48 @@ def _fit_control(p: ModelParams, obs: list[Observation]) -> None:
                                                                for o in inits)),
                 f"median Duration of {len(inits)} Initialize invocations")
         p.unidentified.append("Initialize growth with N (plan_cpu_s_per_item): Initialize at one world size only")
+
+
+def _fit_outside_map(p: ModelParams, outside: list[OutsideMap]) -> None:
+    """Summarize's fixed CPU and the CPU per S3 request from the time outside the Map at several world sizes.
+
+    The model's outside-Map time (``ModelParams.outside_map_seconds``) is linear in
+    both, so they are a least-squares fit of its two columns; what Summarize
+    Durations already fitted is kept. The request latency stays a prior: at one
+    control memory size latency and CPU per request are not separable.
+    """
+    if not outside:
+        return
+    free = [n for n in ("summarize_cpu_s", "request_cpu_s") if not p.source_of(n).startswith("fitted")]
+    reads = {p.summarize_requests(o.world, o.summarize_reads)[2] for o in outside}
+    if "request_cpu_s" in free and len(reads) < 2:
+        free.remove("request_cpu_s")
+        p.unidentified.append("CPU per S3 request: time outside the Map at one number of results read only")
+    if not free:
+        return
+
+    def model(o: OutsideMap, trial: ModelParams) -> float:
+        return trial.outside_map_seconds(o.world, o.partitions or o.world, o.control_memory_mb, o.summarize_reads,
+                                         o.cold_starts)
+
+    zero = replace(p, **{n: 0.0 for n in free})
+    base = np.array([model(o, zero) for o in outside])
+    columns = np.array([[model(o, replace(zero, **{n: 1.0})) for o in outside] for n in free]).T - base[:, None]
+    measured = np.array([o.seconds for o in outside])
+    solution, *_ = np.linalg.lstsq(columns, measured - base, rcond=None)
+    what = ", ".join(f"{o.seconds:g} s at {o.world:,}" for o in outside)
+    if "request_cpu_s" in free:
+        p.unidentified = [u for u in p.unidentified if not u.startswith("Summarize per-result cost")]
+    for name, value in zip(free, solution):
+        _fitted(p, name, max(0.0, float(value)), f"time outside the Map ({what} workers; Summarize "
+                f"{'/'.join(sorted({o.summarize_reads for o in outside}))}, control functions at "
+                f"{'/'.join(f'{m:g}' for m in sorted({o.control_memory_mb for o in outside}))} MB)")
+    memories = {o.control_memory_mb for o in outside}
+    why = "control functions at one memory size" if len(memories) == 1 else "not fitted from outside-Map times"
+    p.unidentified.append(f"S3 request latency vs CPU per request: {why}; "
+                          f"request_latency_s kept at its prior {p.request_latency_s * 1000:g} ms, the rest is CPU")
+    errors = [abs(model(o, p) - o.seconds) / o.seconds * 100 for o in outside]
+    p.residuals["outside_map_max_ape_pct"] = max(errors)
 
 
 def _fit_orchestration(p: ModelParams, orch: list[Orchestration]) -> None:
@@ -466,8 +549,11 @@ def _fit_orchestration(p: ModelParams, orch: list[Orchestration]) -> None:
 
 
 def fit(observations: list[Observation], base: ModelParams | None = None,
-        orchestration: list[Orchestration] | None = None, source: str | None = None) -> ModelParams:
+        orchestration: list[Orchestration] | None = None, source: str | None = None,
+        outside: list[OutsideMap] | None = None) -> ModelParams:
     """Parameters that best explain the evidence; see the module docstring.
+
+    ``outside``: times outside the Map beyond those of ``orchestration`` (e.g. published figures).
 
     Raises:
         ValueError: no usable observation.
@@ -486,8 +572,9 @@ def fit(observations: list[Observation], base: ModelParams | None = None,
     _fit_memory(p, observations)
     _fit_control(p, observations)
     _fit_orchestration(p, orchestration or [])
-    p.source = source or f"calibration from {len({o.run for o in observations})} run(s), {len(observations)} invocations"
     p.residuals = residuals(p, observations)
+    _fit_outside_map(p, [o.outside_map for o in orchestration or [] if o.outside_map] + list(outside or []))
+    p.source = source or f"calibration from {len({o.run for o in observations})} run(s), {len(observations)} invocations"
     return p
 
 

@@ -32,7 +32,7 @@ from emulator.contracts.job import (COMM_MODES, DEFAULT_BATCH_SIZE, DEFAULT_CONT
                                     resolve_partition_size)
 from emulator.stepfunctions.retry import RetryCounter
 from sim.asl import Workflow, read_workflow
-from sim.params import ModelParams
+from sim.params import SUMMARIZE_READS, ModelParams
 from sim.prices import Bill, PriceTable, Usage, bill_for_usage, s3_requests
 from worker.layout import partition_plan, rank_counts
 
@@ -62,6 +62,7 @@ class JobSpec:
     definition: str | None = None  # ASL file; None = statemachines/data_parallel.asl.json
     express_children: bool | None = None  # None = as the ASL says
     read_mode: str = "rank"
+    summarize_reads: str = "keys"  # how Summarize finds the results (sim/params.py SUMMARIZE_READS)
     package_mb: float | None = None  # deployment package / image size (INIT scaling)
     burst: int = aws.SCALING_ENVIRONMENTS_PER_PERIOD  # new environments at once, per function
     scale_rate_per_s: float = aws.SCALING_ENVIRONMENTS_PER_PERIOD / aws.SCALING_PERIOD_S
@@ -123,6 +124,8 @@ class JobSpec:
             raise ConfigError(f"--comm {self.comm!r} must be one of {', '.join(SIM_COMM_MODES)}")
         if self.read_mode not in READ_MODES:
             raise ConfigError(f"read mode {self.read_mode!r} must be one of {', '.join(READ_MODES)}")
+        if self.summarize_reads not in SUMMARIZE_READS:
+            raise ConfigError(f"summarize reads {self.summarize_reads!r} must be one of {', '.join(SUMMARIZE_READS)}")
         if not 0 <= self.failure_rate < 1:
             raise ConfigError("--failure-rate must be in [0, 1)")
         return config
@@ -266,7 +269,8 @@ class _Simulation:
         if self.spec.noise:
             self.body = np.exp(p.cpu_sigma * self.rng.standard_normal(self.world))
             tail = self.rng.random(self.world) < p.straggler_prob
-            self.body[tail] *= p.straggler_factor * np.exp(p.straggler_sigma * self.rng.standard_normal(int(tail.sum())))
+            slow = p.straggler_factor * np.exp(p.straggler_sigma * self.rng.standard_normal(int(tail.sum())))
+            self.body[tail] *= np.minimum(slow, p.straggler_cap) if p.straggler_cap > 0 else slow
         else:
             self.body = np.ones(self.world)
         self.max_concurrency = self._max_concurrency()
@@ -308,7 +312,8 @@ class _Simulation:
             used = p.max_memory_mb(self.bytes_held)
             work = {"samples": float(self.samples[rank]), "bytes_read": float(self.bytes_read[rank]), "gets": int(self.gets[rank])}
         else:
-            work = {}
+            work = ({"results_read": self.params.summarize_requests(self.world, self.spec.summarize_reads)[2]}
+                    if function == "summarize" else {})
             phases = {"handler_s": self._control_seconds(function, memory_mb)}
             used = p.control_memory_used_mb
         handler_s = sum(phases.values())
@@ -357,8 +362,8 @@ class _Simulation:
     def _control_seconds(self, function: str, memory_mb: int) -> float:
         p = self.params
         if function == "initialize":
-            return p.control_seconds(memory_mb, p.initialize_requests(self.parts), items=self.world)
-        return p.control_seconds(memory_mb, *p.summarize_requests(self.world))
+            return p.initialize_seconds(memory_mb, self.parts, self.world)
+        return p.summarize_seconds(memory_mb, self.world, self.spec.summarize_reads)
 
     def collective_s(self) -> float:
         """Pairing plus barrier and allreduce time (alpha-beta, recursive doubling)."""

@@ -13,9 +13,22 @@ A worker invocation is split into explicit phases (seconds)::
 
 The CPU-bound phases (deserialise, compute) carry a lognormal spread
 (``cpu_sigma``) and a straggler tail: with probability ``straggler_prob`` they
-take ``straggler_factor`` x lognormal(``straggler_sigma``) longer. Max Memory
+take ``straggler_factor`` x lognormal(``straggler_sigma``) longer, at most
+``straggler_cap`` times (0 = no cap; calibration sets it to the largest
+straggler seen, so the Map's slowest of N workers is not extrapolated past the
+evidence). Max Memory
 Used = ``memory_base_mb`` + ``memory_per_input_mb`` x MB held at once.
-Initialize and Summarize are modelled the same way from their own fields.
+Initialize and Summarize are modelled from their own fields: fixed CPU and CPU
+per S3 request, both divided by the control function's CPU share (128 MB has
+0.072 of a vCPU), plus the latency of the requests made one after another.
+How Summarize finds and reads the N results is the job's code
+(``SUMMARIZE_READS``): ``keys`` GETs every rank's key by name with
+``summarize_read_threads`` threads (today's ``worker/summarize.py``: no LIST at
+all, so its time grows with N without bound); ``list-page`` lists ONE
+ListObjectsV2 page (at most 1,000 keys) and GETs those results one after
+another (the published CosmicAI summarizer: it never reads past the first
+1,000 results, so its time plateaus); ``list-all`` pages through every
+1,000-key page and GETs each result one after another.
 
 Every field has a source in ``sources`` ("prior: ..." or "fitted: ..."), and
 ``unidentified`` names what the calibration data could not pin down.
@@ -34,6 +47,7 @@ from worker.layout import BYTES_PER_SAMPLE
 
 PRIOR = "prior"
 LIST_PAGE_KEYS = 1000  # S3 ListObjectsV2 returns at most 1,000 keys per page
+SUMMARIZE_READS = ("keys", "list-page", "list-all")  # how Summarize finds the N results (module docstring)
 
 
 @dataclass
@@ -57,6 +71,7 @@ class ModelParams:
     straggler_prob: float = 0.0
     straggler_factor: float = 2.5
     straggler_sigma: float = 0.3
+    straggler_cap: float = 0.0  # largest straggler multiplier; 0 = unbounded lognormal
     # -- INIT (cold start): lognormal, burst CPU, so independent of memory --------------
     init_median_s: float = 1.5
     init_sigma: float = 0.25
@@ -72,7 +87,8 @@ class ModelParams:
     # -- Initialize and Summarize (control functions) ----------------------------------
     control_init_median_s: float = 0.48  # Python + boto3 INIT at 128 MB
     control_init_sigma: float = 0.05
-    control_cpu_s: float = 0.04  # fixed handler CPU at one vCPU
+    control_cpu_s: float = 0.04  # Initialize's fixed handler CPU at one vCPU
+    summarize_cpu_s: float = 0.04  # Summarize's fixed handler CPU at one vCPU (client, combining, summary body)
     request_cpu_s: float = 0.002  # CPU per S3 request (boto3 signing, HTTP, parsing) at one vCPU
     request_latency_s: float = 0.02  # per S3 request
     plan_cpu_s_per_item: float = 0.00002  # Initialize: building and serialising one assignment item, one vCPU
@@ -135,21 +151,55 @@ class ModelParams:
         return self.init_median_s + self.init_s_per_package_mb * (package_mb or 0.0)
 
     def control_seconds(self, memory_mb: float, requests: int, sequential_requests: int | None = None,
-                        items: int = 0) -> float:
+                        items: int = 0, fixed_cpu_s: float | None = None) -> float:
         """Expected Duration of Initialize/Summarize making ``requests`` S3 calls (``sequential`` of them in a
-        row) and, for Initialize, planning ``items`` assignment items."""
+        row) and, for Initialize, planning ``items`` assignment items; ``fixed_cpu_s`` defaults to Initialize's."""
         share = min(1.0, lambda_vcpus(memory_mb))
         serial = requests if sequential_requests is None else sequential_requests
-        cpu = self.control_cpu_s + requests * self.request_cpu_s + items * self.plan_cpu_s_per_item
+        fixed = self.control_cpu_s if fixed_cpu_s is None else fixed_cpu_s
+        cpu = fixed + requests * self.request_cpu_s + items * self.plan_cpu_s_per_item
         return cpu / share + serial * self.request_latency_s
+
+    def request_seconds(self, memory_mb: float) -> float:
+        """One S3 request made alone at this MemorySize: latency + its CPU at the function's share."""
+        return self.request_latency_s + self.request_cpu_s / min(1.0, lambda_vcpus(memory_mb))
 
     def initialize_requests(self, partitions: int) -> int:
         """S3 requests of Initialize: list pages, the model HEAD, the assignment PUT."""
         return max(1, math.ceil(partitions / LIST_PAGE_KEYS)) + 2
 
-    def summarize_requests(self, world: int) -> tuple[int, int]:
-        """(S3 requests, of which in a row) of Summarize: manifest, every rank's result (threaded), summary PUT."""
-        return world + 2, math.ceil(world / max(1, self.summarize_read_threads)) + 2
+    def summarize_requests(self, world: int, reads: str = "keys") -> tuple[int, int, int]:
+        """(S3 requests, of which in a row, results read) of Summarize for ``reads`` (see SUMMARIZE_READS).
+
+        keys: the Map's manifest, every rank's result (threaded), the summary PUT.
+        list-page: the payload GET, one LIST, at most 1,000 results one by one, the combined PUT.
+        list-all: the payload GET, every LIST page, every result one by one, the combined PUT.
+        """
+        if reads == "keys":
+            return world + 2, math.ceil(world / max(1, self.summarize_read_threads)) + 2, world
+        if reads == "list-page":
+            read = min(world, LIST_PAGE_KEYS)
+            return read + 3, read + 3, read
+        if reads == "list-all":
+            pages = max(1, math.ceil(world / LIST_PAGE_KEYS))
+            return world + pages + 2, world + pages + 2, world
+        raise ValueError(f"Summarize reads {reads!r} must be one of {', '.join(SUMMARIZE_READS)}")
+
+    def summarize_seconds(self, memory_mb: float, world: int, reads: str = "keys") -> float:
+        """Expected Duration of Summarize over ``world`` results (no INIT)."""
+        requests, serial, _ = self.summarize_requests(world, reads)
+        return self.control_seconds(memory_mb, requests, serial, fixed_cpu_s=self.summarize_cpu_s)
+
+    def initialize_seconds(self, memory_mb: float, partitions: int, world: int) -> float:
+        """Expected Duration of Initialize listing ``partitions`` keys and planning ``world`` items (no INIT)."""
+        return self.control_seconds(memory_mb, self.initialize_requests(partitions), items=world)
+
+    def outside_map_seconds(self, world: int, partitions: int, memory_mb: float, reads: str = "keys",
+                            cold_starts: int = 2) -> float:
+        """Expected execution time outside the Map: Initialize and Summarize (``cold_starts`` of them cold, as in
+        one execution of a fresh deployment) and the two transitions."""
+        return (cold_starts * self.control_init_median_s + self.initialize_seconds(memory_mb, partitions, world)
+                + self.summarize_seconds(memory_mb, world, reads) + 2 * self.transition_latency_s)
 
     def source_of(self, name: str) -> str:
         """Where ``name``'s value came from."""

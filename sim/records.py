@@ -51,6 +51,7 @@ def to_run_record(result: SimResult, run_id: str = "simulated", breakdown: bool 
         run_id=run_id, backend="reference",
         config={"data_size_bytes": spec.data_size_bytes, "partition_size_bytes": spec.partition_bytes,
                 "workers": spec.world, "batch_size": spec.batch_size, "memory_mb": spec.memory_mb,
+                "summarize_reads": spec.summarize_reads,
                 "source": f"simulated (seed {result.seed}, parameters: {result.params_source})"},
         functions={name: {"role": role, "memory_mb": spec.memory_mb if role == "worker" else spec.control_memory_mb}
                    for role, name in names.items()},

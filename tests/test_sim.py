@@ -268,7 +268,11 @@ def test_cli_simulate_plan_calibrate(tmp_path, capsys):
     assert main(["calibrate", "--reference", "-o", str(tmp_path / "cal.json"), "--plot", str(tmp_path / "c")]) == 0
     out = capsys.readouterr().out
     assert "not identified" in out and "leave-one-out" in out and "B/sample" in out
+    assert "ONE cold invocation" in out and "held-out check: time outside the Map" in out and ": inside;" in out
     assert ModelParams.load(tmp_path / "cal.json").source.startswith("CosmicAI on AWS")
+    assert main(["simulate", "--data-size", "1500MB", "--partition-size", "1MB", "--memory", "10240", "--seeds", "1",
+                 "--summarize-reads", "list-page", "--control-memory", "1769", "--max-concurrency", "500"]) == 0
+    assert "results Summarize never reads" in capsys.readouterr().out  # 1,500 ranks, one page of 1,000
     assert main(["simulate", "--data-size", "banana"]) == 2
     assert "not understood" in capsys.readouterr().err
     assert main(["calibrate", str(tmp_path / "nothing")]) == 2

@@ -29,7 +29,7 @@ from sim import reference
 from sim.asl import Workflow, read_workflow
 from sim.calibrate import fit, leave_one_out, load_observations, observations_from_cloudwatch, predict_duration
 from sim.model import READ_MODES, SIM_COMM_MODES, JobSpec, simulate
-from sim.params import ModelParams, reference_params
+from sim.params import SUMMARIZE_READS, ModelParams, reference_params
 from sim.plan import pareto_front, percentile, recommend, run_seeds, sweep
 from sim.plots import plot_calibration, plot_gantt, plot_sweep
 from sim.prices import PriceTable, bill_for_usage, load_prices
@@ -61,6 +61,9 @@ def _simulation_arguments(p: argparse.ArgumentParser) -> None:
                    help="Map children as Express (--express) or Standard (--no-express); default: as the ASL says")
     p.add_argument("--read-mode", choices=READ_MODES, default="rank",
                    help="rank: each worker reads its partitions; whole: each reads the whole object and slices its rank")
+    p.add_argument("--summarize-reads", choices=SUMMARIZE_READS, default="keys",
+                   help="how Summarize reads the results: keys (worker/summarize.py: every rank's key, threaded), "
+                        "list-page (one ListObjectsV2 page, at most 1,000, one by one), list-all (every page, one by one)")
     p.add_argument("--package-mb", type=flags.float_in(0.001, 10_240, "MB", "the package size range"), default=None,
                    help="deployment package or image size in MB (INIT scaling)")
     p.add_argument("--failure-rate", type=flags.float_in(0, 0.999, "", "the probability range"), default=0.0,
@@ -118,6 +121,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="which function the --logs are from (default worker)")
     cal.add_argument("--log-world", type=flags.int_in(1, 10_000_000, "", "the world size range"), default=None,
                      help="world size of the job the --logs come from")
+    cal.add_argument("--log-summarize-reads", choices=SUMMARIZE_READS, default="keys",
+                     help="how the Summarize of --log-role summarize reads the results (as simulate --summarize-reads)")
     cal.add_argument("-o", "--output", type=Path, default=Path("calibration.json"),
                      help="where to save (default calibration.json)")
     cal.add_argument("--plot", type=flags.writable_dir, default=None,
@@ -147,7 +152,7 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
                                   control_memory_mb=args.control_memory,
                                   account_concurrency=args.account_concurrency, **overrides)
     spec = JobSpec.from_job(config, comm=args.comm, definition=str(args.definition) if args.definition else None,
-                            read_mode=args.read_mode, package_mb=args.package_mb, failure_rate=args.failure_rate,
+                            read_mode=args.read_mode, summarize_reads=args.summarize_reads, package_mb=args.package_mb, failure_rate=args.failure_rate,
                             **simulation)
     spec.validate()
     return spec
@@ -203,6 +208,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     table.add_row("peak concurrency", str(median.peak_concurrency))
     table.add_row("throttles", str(median.throttles))
     table.add_row("failed items", str(median.items_failed))
+    summaries = [i for i in median.invocations if i["function"] == "summarize" and "results_read" in i]
+    if summaries and summaries[-1]["results_read"] < spec.world:
+        table.add_row("results Summarize never reads", f"{spec.world - summaries[-1]['results_read']:,} "
+                      f"(--summarize-reads {spec.summarize_reads} reads the first {summaries[-1]['results_read']:,})")
     errors: dict[str, int] = {}
     for inv in median.invocations:
         if inv["error"]:
@@ -271,11 +280,15 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             observations += observations_from_cloudwatch(log.read_text().splitlines(),
                                                          args.bytes_read,
                                                          run=str(log), role=args.log_role, batch_size=args.batch_size,
-                                                         world=args.log_world)
+                                                         world=args.log_world,
+                                                         summarize_reads=args.log_summarize_reads)
         source = (reference.SOURCE if args.reference and not args.runs and not args.logs
                   else f"calibration of {', '.join(map(str, args.runs + args.logs)) or 'no files'}"
                        f"{' + CosmicAI reference' if args.reference else ''}")
-        params = fit(observations, orchestration=orchestration, source=source)
+        params = fit(observations, orchestration=orchestration, source=source,
+                     outside=reference.outside_map() if args.reference else None)
+        if args.reference:
+            reference.annotate(params)
     except (RunRecordError, ValueError, OSError) as exc:
         raise ConfigError(" ".join(str(exc).split())) from None
     params.save(args.output)
@@ -286,7 +299,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     for name in ("bytes_per_sample", "compute_s_per_sample_vcpu", "batch_overhead_samples", "parallel_efficiency",
                  "download_s", "model_load_s", "setup_s", "s3_bandwidth_bytes_s", "deserialize_s_per_byte_vcpu",
                  "cpu_sigma", "straggler_prob", "straggler_factor", "init_median_s", "init_sigma", "memory_base_mb",
-                 "memory_per_input_mb", "control_cpu_s", "request_cpu_s", "plan_cpu_s_per_item", "child_start_rate_per_s",
+                 "memory_per_input_mb", "control_init_median_s", "control_cpu_s", "summarize_cpu_s", "request_cpu_s",
+                 "request_latency_s", "plan_cpu_s_per_item", "child_start_rate_per_s",
                  "transition_latency_s", "result_writer_s",
                  "result_writer_s_per_item"):
         table.add_row(name, f"{getattr(params, name):.6g}", params.source_of(name))
@@ -296,6 +310,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     for line in params.unidentified:
         console.print(f"[yellow]not identified:[/yellow] {line}")
     console.print(f"residuals (worker Duration): {json.dumps({k: round(v, 2) for k, v in params.residuals.items()})}")
+    if args.reference:
+        console.print(reference.plateau_check(params))
     loo = leave_one_out(observations)
     if loo:
         within = sum(1 for r in loo if abs(r["error_pct"]) <= 10)
@@ -304,7 +320,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         for r in loo:
             if abs(r["error_pct"]) > 10:
                 console.print(f"  {r['run']} ({'cold' if r['cold'] else 'warm'}): measured {r['measured_s']:.2f} s, "
-                              f"predicted {r['predicted_s']:.2f} s ({r['error_pct']:+.1f}%)")
+                              f"predicted {r['predicted_s']:.2f} s ({r['error_pct']:+.1f}%)"
+                              + ("; the only cold invocation: see 'cold handler extra' above" if r["cold"] else ""))
     if args.plot:
         timed = [o for o in observations if o.role == "worker" and o.duration_s and o.bytes_read]
         paths = plot_calibration([o.duration_s for o in timed], [predict_duration(params, o) for o in timed],
