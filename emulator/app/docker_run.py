@@ -94,7 +94,9 @@ def run_app_docker(app: App, execution_input: Any, *, runs_dir: Path, uploads: l
         configs = [spec.config(env) for spec in app.functions.values()]
 
         def factory(fn: Any) -> ContainerEnvironment:
-            return ContainerEnvironment(fn, topology=topology, image=images[fn.name], task_archive=archives[fn.name])
+            spec = app.function(fn.name)
+            return ContainerEnvironment(fn, topology=topology, image=images[fn.name], task_archive=archives[fn.name],
+                                        image_is_the_function=spec.package_type == "Image")
 
         service = LambdaService(configs, environment_factory=factory)
         invoker = app_record.RecordingInvoker(service)
@@ -161,5 +163,6 @@ class DockerFunctions:
 
     def environment(self, fn: Any) -> ContainerEnvironment:
         """A container on the function's image with its code as it is now (an edit shows at the next cold start)."""
+        spec = self.specs[fn.name]
         return ContainerEnvironment(fn, topology=self.topology, image=self.images[fn.name],
-                                    task_archive=task_archive(self.specs[fn.name]))
+                                    task_archive=task_archive(spec), image_is_the_function=spec.package_type == "Image")

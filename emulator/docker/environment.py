@@ -18,8 +18,9 @@ Per function configuration, as Lambda applies it:
 - EphemeralStorage -> ``/tmp`` is the environment's
   :class:`~emulator.lambda_runtime.storage.EphemeralStorage`, bind-mounted, so
   it is capped and outlives the container when a timeout resets the environment.
-- Variables -> exactly Lambda's (the image's own ENV, ``HOSTNAME`` and ``HOME``
-  are unset before the runtime starts).
+- Variables -> exactly Lambda's (the worker image's own ENV, ``HOSTNAME`` and ``HOME``
+  are unset before the runtime starts; a PackageType Image function keeps its image's ENV,
+  as Lambda applies it).
 - Freeze -> ``docker pause`` between invocations, ``unpause`` on the next.
 - Timeout or crash -> the container is removed and the next invocation starts
   a new one in the same environment (same log stream, same ``/tmp``), re-running
@@ -86,7 +87,8 @@ class ContainerEnvironment(ExecutionEnvironment):
 
     lang_dir = "/usr"  # the image's Python lives in /usr, where Lambda's is in /var/lang
 
-    def __init__(self, function: FunctionConfig, *, topology: Topology, image: str, task_archive: bytes | None = None) -> None:
+    def __init__(self, function: FunctionConfig, *, topology: Topology, image: str, task_archive: bytes | None = None,
+                 image_is_the_function: bool = False) -> None:
         self.topology = topology
         self.lan: Lan | None = topology.lease()
         try:
@@ -101,7 +103,10 @@ class ContainerEnvironment(ExecutionEnvironment):
             self.notes["tmp"] = self.storage.note
         self._peak_bytes = 0
         self._stop_lock = threading.Lock()
-        self._unset = self._image_only_variables()
+        # A PackageType Image function's image is the function: Lambda applies its ENV (the function's
+        # own variables override it). The worker image stands in for Lambda's managed runtime instead,
+        # so its ENV is our build's detail and is unset.
+        self._unset = sorted(_DOCKER_SET) if image_is_the_function else self._image_only_variables()
         self.container: Any = None
         self._new_container()
 

@@ -304,6 +304,11 @@ class ExecutionEnvironment(ABC):
             outcome = self.api.wait_outcome(request_id, min(remaining, 0.05))
             if outcome is None and self.exit_reason() is not None:
                 break
+        if outcome is not None and self.exit_reason() == "oom":
+            # The kernel killed a process of the sandbox at MemorySize while the handler ran (a child
+            # can die and the handler still answer): the invocation ends as out of memory, whatever
+            # arrived first.
+            outcome = None
         if outcome is None and self.exit_reason() is None:
             return self._timed_out(request_id, init_phase)
         if outcome is not None:
