@@ -8,7 +8,6 @@ whose value has the operator's type (a string, number, boolean, timestamp or pat
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from datetime import datetime
 from typing import Any
@@ -28,6 +27,21 @@ OPERATORS = (
     | {"BooleanEquals", "BooleanEqualsPath", "StringMatches", "IsNull", "IsPresent", "IsString",
        "IsNumeric", "IsBoolean", "IsTimestamp"}
 )
+
+
+def string_matches(value: str, pattern: str) -> bool:
+    """StringMatches: ``*`` matches any run of characters; ``\\*`` is a literal ``*`` and ``\\\\`` a
+    literal backslash; every other character stands for itself (state-choice.html)."""
+    regex, i = [], 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\" and pattern[i + 1:i + 2] in ("*", "\\"):
+            regex.append(re.escape(pattern[i + 1]))
+            i += 2
+            continue
+        regex.append(".*" if ch == "*" else re.escape(ch))
+        i += 1
+    return re.fullmatch("".join(regex), value, re.DOTALL) is not None
 
 
 def _timestamp(value: Any) -> datetime | None:
@@ -65,9 +79,7 @@ def evaluate_rule(rule: dict[str, Any], data: Any, context: Any, variables: Any 
     if operator == "IsTimestamp":
         return (_timestamp(value) is not None) == expected
     if operator == "StringMatches":
-        # Only '*' is a wildcard; escape the other fnmatch specials.
-        pattern = re.sub(r"([\[\]?])", r"[\1]", expected.replace("\\*", "\0")).replace("\0", "[*]")
-        return isinstance(value, str) and fnmatch.fnmatchcase(value, pattern)
+        return isinstance(value, str) and string_matches(value, expected)
     if operator.endswith("Path"):
         expected = evaluate(expected, data, context, variables)
         operator = operator[:-4]

@@ -92,7 +92,7 @@ class _Parser:
             return fn(*args)
         except StatesError:
             raise
-        except (TypeError, ValueError, IndexError, KeyError) as exc:
+        except Exception as exc:  # any bad argument is the function's failure, never the engine's
             raise StatesError(INTRINSIC_FAILURE, f"{name}: {exc}") from exc
 
     def arg(self) -> Any:
@@ -206,8 +206,9 @@ def _half_up(value: Any) -> int:
     return int(math.floor(value + 0.5))
 
 
-def _partition(items: list, size: int) -> list[list]:
-    if size <= 0:
+def _partition(items: Any, size: Any) -> list[list]:
+    items = _array(items)
+    if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
         raise ValueError("chunk size must be positive")
     return [items[i:i + size] for i in range(0, len(items), size)]
 
@@ -230,6 +231,30 @@ def _limited(text: Any) -> str:
     if len(text) > MAX_STRING_ARGUMENT:
         raise ValueError(f"the input has {len(text)} characters; at most {MAX_STRING_ARGUMENT} are allowed")
     return text
+
+
+def _array(value: Any) -> list:
+    """The argument, which must be a JSON array."""
+    if not isinstance(value, list):
+        raise ValueError(f"{json.dumps(value, ensure_ascii=False)} is not an array")
+    return value
+
+
+def _string(value: Any) -> str:
+    """The argument, which must be a JSON string."""
+    if not isinstance(value, str):
+        raise ValueError(f"{json.dumps(value, ensure_ascii=False)} is not a string")
+    return value
+
+
+def _json_key(value: Any) -> str:
+    """A value's identity as JSON (Java's JsonNode.equals): ``true`` is not ``1``, key order does not count."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _contains(items: Any, value: Any) -> bool:
+    key = _json_key(value)
+    return any(_json_key(item) == key for item in _array(items))
 
 
 def _get_item(items: Any, index: Any) -> Any:
@@ -255,24 +280,23 @@ def _merge(a: dict, b: dict, deep: bool) -> dict:
     return {**a, **b}
 
 
-def _unique(items: list) -> list:
-    out: list = []
-    for item in items:
-        if item not in out:
-            out.append(item)
-    return out
+def _unique(items: Any) -> list:
+    out: dict[str, Any] = {}
+    for item in _array(items):
+        out.setdefault(_json_key(item), item)
+    return list(out.values())
 
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "States.Format": _format,
-    "States.StringToJson": lambda s: json.loads(s) if s.strip() else None,
-    "States.JsonToString": lambda v: json.dumps(v, separators=(",", ":")),
+    "States.StringToJson": lambda s: json.loads(s) if _string(s).strip() else None,
+    "States.JsonToString": lambda v: json.dumps(v, separators=(",", ":"), ensure_ascii=False),
     "States.Array": lambda *a: list(a),
     "States.ArrayPartition": _partition,
-    "States.ArrayContains": lambda a, v: v in a,
+    "States.ArrayContains": _contains,
     "States.ArrayRange": _range,
     "States.ArrayGetItem": lambda a, i: _get_item(a, i),
-    "States.ArrayLength": lambda a: len(a),
+    "States.ArrayLength": lambda a: len(_array(a)),
     "States.ArrayUnique": _unique,
     "States.Base64Encode": lambda s: base64.b64encode(_limited(s).encode()).decode(),
     "States.Base64Decode": lambda s: base64.b64decode(_limited(s), validate=True).decode(),
@@ -280,7 +304,8 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "States.JsonMerge": _merge,
     "States.MathRandom": lambda lo, hi, seed=None: random.Random(seed).randint(int(lo), int(hi) - 1),
     "States.MathAdd": lambda a, b: _half_up(a) + _half_up(b),
-    "States.StringSplit": lambda s, sep: [p for p in re.split("|".join(map(re.escape, sep)), s) if p] if sep else [s],
+    "States.StringSplit": lambda s, sep: ([p for p in re.split("|".join(map(re.escape, _string(sep))), _string(s)) if p]
+                                          if sep else [_string(s)]),
     "States.UUID": lambda: str(uuid.uuid4()),
 }
 

@@ -1,0 +1,67 @@
+"""Conformance, second pass: documented rules found to differ from AWS, one test per rule.
+
+Pages cited in each docstring (base: https://docs.aws.amazon.com/step-functions/latest/dg/).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.asl_helpers import run
+
+
+def passes(parameters, data):
+    return run({"P": {"Type": "Pass", "Parameters": parameters, "End": True}}, data)
+
+
+def choose(rule, data):
+    """Run a one-rule Choice: 'yes' when the rule matches, else 'no'."""
+    return run({"C": {"Type": "Choice", "Choices": [{**rule, "Next": "Y"}], "Default": "N"},
+                "Y": {"Type": "Pass", "Result": "yes", "End": True},
+                "N": {"Type": "Pass", "Result": "no", "End": True}}, data)
+
+
+# -- intrinsic functions (intrinsic-functions.html) --------------------------------------------
+
+@pytest.mark.parametrize("call", [
+    "States.ArrayContains($.s, 'b')", "States.ArrayLength($.o)", "States.ArrayUnique($.s)",
+    "States.ArrayPartition($.o, 1)", "States.StringToJson($.n)", "States.StringSplit($.n, ',')",
+    "States.ArrayPartition($.a, 1.5)",
+])
+def test_array_and_string_functions_reject_arguments_of_the_wrong_type(call):
+    """intrinsic-functions.html: the array functions take a JSON array, StringToJson and StringSplit
+    a string, ArrayPartition a positive integer chunk size; anything else is States.IntrinsicFailure
+    (not an engine error, and not Python's view of strings and objects as containers)."""
+    result = passes({"v.$": call}, {"s": "abc", "o": {"k": 1}, "n": 5, "a": [1, 2]})
+    assert (result.status, result.error) == ("FAILED", "States.IntrinsicFailure")
+
+
+def test_array_contains_and_unique_compare_json_values():
+    """intrinsic-functions.html (States.ArrayContains, States.ArrayUnique): values are JSON values,
+    so true is not the number 1 and objects equal whatever their key order."""
+    data = {"a": [1, 2], "m": [1, True, "1", None, None, {"x": 1, "y": 2}, {"y": 2, "x": 1}]}
+    assert passes({"v.$": "States.ArrayContains($.a, true)"}, data).output == {"v": False}
+    assert passes({"v.$": "States.ArrayContains($.a, 2)"}, data).output == {"v": True}
+    assert passes({"v.$": "States.ArrayUnique($.m)"}, data).output == {"v": [1, True, "1", None, {"x": 1, "y": 2}]}
+
+
+def test_json_to_string_keeps_unicode_characters():
+    """intrinsic-functions.html (States.JsonToString): the JSON text of the value; non-ASCII
+    characters stay as they are (AWS's serializer does not escape them)."""
+    assert passes({"v.$": "States.JsonToString($.u)"}, {"u": {"x": "é"}}).output == {"v": '{"x":"é"}'}
+
+
+# -- Choice (state-choice.html) ----------------------------------------------------------------
+
+@pytest.mark.parametrize("pattern,value,expected", [
+    ("a\\\\b", "a\\b", "yes"),      # \\ is a literal backslash
+    ("a\\*b", "a*b", "yes"),        # \* is a literal star
+    ("a\\*b", "axb", "no"),
+    ("a*", "a[b]?", "yes"),         # only * is special
+    ("log-*.txt", "log-2024.txt", "yes"),
+    ("*.txt", "a.txtx", "no"),
+])
+def test_string_matches_wildcard_and_escapes(pattern, value, expected):
+    """state-choice.html (StringMatches): '*' matches zero or more characters; a literal '*' is
+    written '\\*' and a literal backslash '\\\\'."""
+    assert choose({"Variable": "$.x", "StringMatches": pattern}, {"x": value}).output == expected
