@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.asl_helpers import run
+from tests.asl_helpers import LAMBDA_INVOKE, FunctionTable, fails_with, run
 
 
 def passes(parameters, data):
@@ -65,3 +65,37 @@ def test_string_matches_wildcard_and_escapes(pattern, value, expected):
     """state-choice.html (StringMatches): '*' matches zero or more characters; a literal '*' is
     written '\\*' and a literal backslash '\\\\'."""
     assert choose({"Variable": "$.x", "StringMatches": pattern}, {"x": value}).output == expected
+
+
+# -- paths (amazon-states-language-paths.html) -------------------------------------------------
+
+def test_a_path_may_end_in_length():
+    """amazon-states-language-paths.html: Step Functions paths are Jayway JsonPath, whose
+    ``length()`` function gives the size of the array (or of an indefinite path's matches)."""
+    data = {"l": [1, 2, 3]}
+    out = passes({"n.$": "$.l.length()", "m.$": "$.l[?(@ > 1)].length()"}, data).output
+    assert out == {"n": 3, "m": 2}
+    assert choose({"Variable": "$.l.length()", "NumericGreaterThan": 2}, data).output == "yes"
+
+
+# -- history events (API_HistoryEvent.html) ----------------------------------------------------
+
+def test_history_details_carry_truncation_flags_and_task_failures_name_the_resource():
+    """apireference/API_HistoryEvent.html: ExecutionStarted/Succeeded carry inputDetails /
+    outputDetails, TaskSucceeded and LambdaFunctionScheduled/Succeeded their truncation flags,
+    TaskFailed names resourceType and resource, LambdaFunctionFailed holds only error and cause."""
+    fns = FunctionTable(f=lambda p: p, g=fails_with("Boom"))
+    result = run({"T": {"Type": "Task", "Resource": LAMBDA_INVOKE, "Parameters": {"FunctionName": "f"}, "Next": "L"},
+                  "L": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:f", "Next": "G"},
+                  "G": {"Type": "Task", "Resource": LAMBDA_INVOKE, "Parameters": {"FunctionName": "g"},
+                        "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "H"}], "End": True},
+                  "H": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:g", "End": True}},
+                 {}, fns)
+    events = {e["type"]: e for e in result.history}
+    assert events["ExecutionStarted"]["executionStartedEventDetails"]["inputDetails"] == {"truncated": False}
+    assert events["TaskSucceeded"]["taskSucceededEventDetails"]["outputDetails"] == {"truncated": False}
+    assert events["LambdaFunctionScheduled"]["lambdaFunctionScheduledEventDetails"]["inputDetails"] == {"truncated": False}
+    assert events["LambdaFunctionSucceeded"]["lambdaFunctionSucceededEventDetails"]["outputDetails"] == {"truncated": False}
+    failed = events["TaskFailed"]["taskFailedEventDetails"]
+    assert (failed["resourceType"], failed["resource"], failed["error"]) == ("lambda", "invoke", "Boom")
+    assert set(events["LambdaFunctionFailed"]["lambdaFunctionFailedEventDetails"]) == {"error", "cause"}

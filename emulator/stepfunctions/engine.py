@@ -114,7 +114,8 @@ class Execution:
     # -- top level ------------------------------------------------------------
     def run(self) -> ExecutionResult:
         """Run to completion, honouring the machine-level TimeoutSeconds."""
-        self.history.add("ExecutionStarted", {"input": as_json(self.input), "roleArn": aws.role_arn("lambdatwin")})
+        self.history.add("ExecutionStarted", {"input": as_json(self.input), "inputDetails": {"truncated": False},
+                                              "roleArn": aws.role_arn("lambdatwin")})
         timeout = self.definition.get("TimeoutSeconds")
         if timeout:
             self.deadline = self.start_time + timeout
@@ -149,7 +150,8 @@ class Execution:
             self.history.add("ExecutionAborted", {}, final=True)
         else:
             result.output = outcome["output"]
-            self.history.add("ExecutionSucceeded", {"output": as_json(result.output)}, final=True)
+            self.history.add("ExecutionSucceeded", {"output": as_json(result.output), "outputDetails": {"truncated": False}},
+                             final=True)
         result.stop = self.clock.now()
         result.history = list(self.history.events)
         result.map_runs = list(self.map_runs)
@@ -194,11 +196,12 @@ class Execution:
             own = start + max_duration_s
             child.deadline = own if child.deadline is None else min(child.deadline, own)
         run = ExecutionResult(name, arn, "SUCCEEDED", start=start, history=child.history.events)
-        child.history.add("ExecutionStarted", {"input": as_json(data)})
+        child.history.add("ExecutionStarted", {"input": as_json(data), "inputDetails": {"truncated": False}})
         try:
             language = parent.lang.name if parent is not None else JSONPATH
             run.output = child._run_states(machine, data, item, Scope(), language)
-            child.history.add("ExecutionSucceeded", {"output": as_json(run.output)}, final=True)
+            child.history.add("ExecutionSucceeded", {"output": as_json(run.output), "outputDetails": {"truncated": False}},
+                                  final=True)
         except E.StatesError as exc:
             child.history.add("ExecutionFailed", _error_details(exc), final=True)
             run.status, run.error, run.cause = "FAILED", exc.error, exc.cause

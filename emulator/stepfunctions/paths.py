@@ -5,7 +5,8 @@ paths start with ``$`` (the data), ``$$`` (the context object) or ``$name`` (a w
 variable, https://docs.aws.amazon.com/step-functions/latest/dg/workflow-variables.html); a
 definite path that is missing is a ``States.Runtime`` error, an indefinite one (``[*]``,
 slices, filters ``[?(@.x == 1)]``, deep scan ``..``) yields an array, empty when nothing
-matches. ``ResultPath`` is a reference path (definite, on the data) and is applied to a copy of
+matches. A path may end in Jayway JsonPath's ``.length()`` (the implementation AWS uses), the
+number of elements of the array (or matches) it selects. ``ResultPath`` is a reference path (definite, on the data) and is applied to a copy of
 the raw input. Filters and deep scans are evaluated with ``jsonpath-ng`` (its extended parser),
 a maintained JSONPath library, rather than by hand.
 """
@@ -31,6 +32,13 @@ class PathSyntaxError(ValueError):
 _VARIABLE = re.compile(r"\$([^\W\d]\w*)")
 # Syntax the step parser leaves to jsonpath-ng: deep scan, filters, unions, functions.
 _EXTENDED = re.compile(r"\.\.|\[\s*\?|\[[^\]]*,|@")
+_LENGTH = re.compile(r"\.length\(\)$")
+
+
+def _strip_length(path: str) -> tuple[str, bool]:
+    """``(path without a trailing .length(), whether it had one)``."""
+    m = _LENGTH.search(path) if isinstance(path, str) else None
+    return (path[:m.start()], True) if m else (path, False)
 
 
 def split_root(path: str) -> tuple[str, str]:
@@ -74,6 +82,9 @@ def parse(path: str) -> tuple[str, list[tuple[str, Any]]]:
 def is_definite(path: str) -> bool:
     """Whether the path names one value (no wildcard, slice, filter or deep scan)."""
     try:
+        path, length = _strip_length(path)
+        if length:
+            return True
         _, rest = split_root(path)
         if _EXTENDED.search(rest):
             return False
@@ -84,6 +95,7 @@ def is_definite(path: str) -> bool:
 
 def check_path(path: str) -> None:
     """Raise PathSyntaxError when ``path`` is not a path this engine evaluates."""
+    path, _ = _strip_length(path)
     root, rest = split_root(path)
     if _EXTENDED.search(rest):
         try:
@@ -122,6 +134,12 @@ def evaluate(path: str, data: Any, context: Any = None, variables: Any = None, f
     Raises:
         StatesError: States.Runtime for a missing definite path or an unparseable path.
     """
+    inner, length = _strip_length(path)
+    if length:
+        value = evaluate(inner, data, context, variables, field)
+        if not isinstance(value, (list, dict, str)):
+            raise StatesError(RUNTIME, f"The JSONPath '{path}': length() needs an array, not {_short(value)}")
+        return len(value)
     try:
         root, rest = split_root(path)
         extended = bool(_EXTENDED.search(rest))
