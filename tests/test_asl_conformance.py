@@ -99,3 +99,43 @@ def test_history_details_carry_truncation_flags_and_task_failures_name_the_resou
     failed = events["TaskFailed"]["taskFailedEventDetails"]
     assert (failed["resourceType"], failed["resource"], failed["error"]) == ("lambda", "invoke", "Boom")
     assert set(events["LambdaFunctionFailed"]["lambdaFunctionFailedEventDetails"]) == {"error", "cause"}
+
+
+# -- Wait and Choice runtime errors (state-wait.html, state-choice.html) ----------------------
+
+def wait(field, value, data):
+    return run({"W": {"Type": "Wait", field: value, "End": True}}, data)
+
+
+@pytest.mark.parametrize("data,cause", [
+    ({"s": "5"}, "The SecondsPath parameter cannot be parsed as a long value: $.s == 5"),
+    ({"s": 1.5}, "The SecondsPath parameter cannot be parsed as a long value: $.s == 1.5"),
+    ({"s": -1}, "The SecondsPath parameter references a negative value: $.s == -1"),
+    ({}, "The SecondsPath parameter does not reference an input value: $.s"),
+])
+def test_seconds_path_errors_are_runtime_errors_with_aws_causes(data, cause):
+    """state-wait.html: SecondsPath must select a non-negative integer; otherwise the execution
+    fails with States.Runtime (causes as GetExecutionHistory shows them)."""
+    result = wait("SecondsPath", "$.s", data)
+    assert (result.status, result.error, result.cause) == ("FAILED", "States.Runtime", cause)
+
+
+def test_timestamp_path_errors_are_runtime_errors_with_aws_causes():
+    """state-wait.html: TimestampPath must select an ISO-8601 timestamp with T and a zone."""
+    result = wait("TimestampPath", "$.t", {"t": "2024-01-01 00:00:00"})
+    assert (result.error, result.cause) == (
+        "States.Runtime", "The TimestampPath parameter does not reference a valid ISO-8601 extended offset "
+                          "date-time format string: $.t == 2024-01-01 00:00:00")
+
+
+@pytest.mark.parametrize("rule", [
+    {"Variable": "$.x", "StringEquals": "a"}, {"Variable": "$.x", "IsNull": False},
+    {"Variable": "$.y", "NumericEqualsPath": "$.x"},
+])
+def test_a_choice_rule_on_a_missing_path_fails_the_execution(rule):
+    """state-choice.html: only IsPresent tests whether a path exists; any other rule on a missing
+    path is States.Runtime ("Invalid path ... references an invalid value")."""
+    result = choose(rule, {"y": 1})
+    assert (result.status, result.error) == ("FAILED", "States.Runtime")
+    assert result.cause == "Invalid path '$.x': The choice state's condition path references an invalid value."
+    assert choose({"Variable": "$.x", "IsPresent": False}, {}).output == "yes"

@@ -52,6 +52,17 @@ def _is_numeric(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _condition_value(path: str, data: Any, context: Any, variables: Any) -> Any:
+    """The value a rule compares; a missing one is States.Runtime with AWS's cause."""
+    try:
+        return evaluate(path, data, context, variables)
+    except StatesError as exc:
+        if exc.error != RUNTIME or "variable that is not defined" in (exc.cause or ""):
+            raise
+        raise StatesError(RUNTIME, f"Invalid path '{path}': The choice state's condition path references an "
+                                   "invalid value.") from exc
+
+
 def evaluate_rule(rule: dict[str, Any], data: Any, context: Any, variables: Any = None) -> bool:
     """Whether a Choice rule (top-level or nested) holds for ``data``."""
     if "And" in rule:
@@ -66,7 +77,7 @@ def evaluate_rule(rule: dict[str, Any], data: Any, context: Any, variables: Any 
         raise StatesError(RUNTIME, f"Choice rule {rule} has no Variable or no comparison operator")
     if operator == "IsPresent":
         return is_path_value_present(variable, data, context, variables) == rule[operator]
-    value = evaluate(variable, data, context, variables)
+    value = _condition_value(variable, data, context, variables)
     expected = rule[operator]
     if operator == "IsNull":
         return (value is None) == expected
@@ -81,7 +92,7 @@ def evaluate_rule(rule: dict[str, Any], data: Any, context: Any, variables: Any 
     if operator == "StringMatches":
         return isinstance(value, str) and string_matches(value, expected)
     if operator.endswith("Path"):
-        expected = evaluate(expected, data, context, variables)
+        expected = _condition_value(expected, data, context, variables)
         operator = operator[:-4]
     if operator == "BooleanEquals":
         return isinstance(value, bool) and value == expected
