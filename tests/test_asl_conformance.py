@@ -139,3 +139,12 @@ def test_a_choice_rule_on_a_missing_path_fails_the_execution(rule):
     assert (result.status, result.error) == ("FAILED", "States.Runtime")
     assert result.cause == "Invalid path '$.x': The choice state's condition path references an invalid value."
     assert choose({"Variable": "$.x", "IsPresent": False}, {}).output == "yes"
+
+
+def test_the_first_state_entered_event_has_previous_event_id_zero():
+    """apireference/API_GetExecutionHistory.html (as recorded): ExecutionStarted is event 1 and the
+    first state's StateEntered, event 2, has previousEventId 0; later events chain to the one before."""
+    result = run({"A": {"Type": "Pass", "Next": "B"}, "B": {"Type": "Pass", "End": True}}, {})
+    chain = [(e["id"], e["previousEventId"], e["type"]) for e in result.history]
+    assert chain[:4] == [(1, 0, "ExecutionStarted"), (2, 0, "PassStateEntered"), (3, 2, "PassStateExited"),
+                         (4, 3, "PassStateEntered")]

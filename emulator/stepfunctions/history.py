@@ -78,9 +78,12 @@ class History:
             if not final and self.max_events is not None and len(self.events) >= self.max_events - 1:
                 raise StatesError(RUNTIME, HISTORY_LIMIT_CAUSE)
             event_id = len(self.events) + 1
+            if previous is None:
+                # GetExecutionHistory: the first state's StateEntered (id 2) has previousEventId 0.
+                previous = 0 if event_id == 2 and event_type.endswith("StateEntered") else event_id - 1
             event: dict[str, Any] = {
                 "id": event_id,
-                "previousEventId": previous if previous is not None else event_id - 1,
+                "previousEventId": previous,
                 "timestamp": datetime.fromtimestamp(now, timezone.utc).isoformat(),
                 "type": event_type,
             }
