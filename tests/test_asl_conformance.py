@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from emulator.stepfunctions import DefinitionError, StateMachine
 from tests.asl_helpers import LAMBDA_INVOKE, FunctionTable, fails_with, run
 
 
@@ -148,3 +149,24 @@ def test_the_first_state_entered_event_has_previous_event_id_zero():
     chain = [(e["id"], e["previousEventId"], e["type"]) for e in result.history]
     assert chain[:4] == [(1, 0, "ExecutionStarted"), (2, 0, "PassStateEntered"), (3, 2, "PassStateExited"),
                          (4, 3, "PassStateEntered")]
+
+
+# -- definition-time validation (states-language.net, statemachine-structure.html) -------------
+
+@pytest.mark.parametrize("definition", [
+    {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}, "Foo": 1},
+    {"StartAt": "A", "States": {"A": {"Type": "Pass", "Comment": 5, "End": True}}},
+    {"StartAt": "A", "Comment": ["x"], "States": {"A": {"Type": "Pass", "End": True}}},
+    {"StartAt": "A", "States": {"A": {"Type": "Parallel", "End": True, "Branches": [
+        {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}}]}}},
+    {"StartAt": "M", "States": {"M": {"Type": "Map", "Next": "X", "ItemProcessor": {
+        "StartAt": "X", "States": {"X": {"Type": "Pass", "End": True}}}}, "X": {"Type": "Pass", "End": True}}},
+])
+def test_definitions_aws_rejects_are_rejected(definition):
+    """states-language.net/spec.html (Top-level fields; States: "state names MUST be unique within the
+    scope of the whole state machine"; Comment is a string): an unknown top-level field, a
+    non-string Comment and a state name used twice (across Parallel branches and Map processors
+    too) are definition errors."""
+
+    with pytest.raises(DefinitionError):
+        StateMachine(definition)

@@ -70,6 +70,9 @@ _UNSUPPORTED = {
 }
 MAX_VARIABLE_NAME = 80
 MAX_STATE_NAME = 80
+# The top-level fields of a definition (states-language.net "Top-level fields"; QueryLanguage:
+# https://docs.aws.amazon.com/step-functions/latest/dg/statemachine-structure.html).
+TOP_LEVEL_FIELDS = frozenset({"Comment", "StartAt", "States", "Version", "TimeoutSeconds", "QueryLanguage"})
 
 
 class _Scope:
@@ -110,10 +113,20 @@ def validate_machine(machine: Any, types: Mapping[str, StateType], where: str = 
     """
     if not isinstance(machine, dict):
         raise DefinitionError(f"{where} must be a JSON object")
-    if language is None:
+    if language is None:  # the top level
+        unknown = sorted(set(machine) - TOP_LEVEL_FIELDS)
+        if unknown:
+            raise DefinitionError(f"{where}: field {unknown[0]!r} is not supported by Step Functions "
+                                  f"(top-level fields: {', '.join(sorted(TOP_LEVEL_FIELDS))})")
         language = machine.get("QueryLanguage", JSONPATH)
         if language not in (JSONPATH, JSONATA):
             raise DefinitionError(f"{where}: field 'QueryLanguage': {language!r} must be JSONPath or JSONata")
+        duplicate = _duplicate_state_name(machine)
+        if duplicate:
+            raise _err(duplicate, "name", "state names must be unique within the whole state machine, "
+                                          "including Parallel branches and Map processors")
+    if "Comment" in machine and not isinstance(machine["Comment"], str):
+        raise DefinitionError(f"{where}: field 'Comment' must be a string")
     states = machine.get("States")
     if not isinstance(states, dict) or not states:
         raise DefinitionError(f"{where}: field 'States' must be a non-empty object")
@@ -130,6 +143,26 @@ def validate_machine(machine: Any, types: Mapping[str, StateType], where: str = 
     unreachable = [name for name in states if name not in _reachable(start, states)]
     if unreachable:
         raise _err(unreachable[0], "name", f"the state is not reachable from StartAt {start!r} in {where}")
+
+
+def _duplicate_state_name(machine: Any) -> str | None:
+    """The first state name used twice anywhere in the machine (states-language.net: state names
+    are unique within the whole state machine), or None."""
+    seen: set[str] = set()
+    pending = [machine]
+    while pending:
+        current = pending.pop()
+        states = current.get("States") if isinstance(current, dict) else None
+        if not isinstance(states, dict):
+            continue
+        for name, state in states.items():
+            if name in seen:
+                return name
+            seen.add(name)
+            if isinstance(state, dict):
+                pending.extend(_list(state.get("Branches")))
+                pending.extend(s for s in (state.get("ItemProcessor"), state.get("Iterator")) if isinstance(s, dict))
+    return None
 
 
 def _reachable(start: str, states: Mapping[str, Any]) -> set[str]:
@@ -306,6 +339,8 @@ def _validate_state(name: str, state: Any, scope: _Scope) -> None:
             if scope.language == JSONPATH and field in _JSONATA_ONLY:
                 raise _err(name, field, "a JSONata field; set \"QueryLanguage\": \"JSONata\" to use it")
             raise _err(name, field, f"not a field of a {kind} state")
+    if "Comment" in state and not isinstance(state["Comment"], str):
+        raise _err(name, "Comment", "must be a string")
     if "Next" in allowed:
         _check_next(name, state, scope.states)
     if "Retry" in allowed:
