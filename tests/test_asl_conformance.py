@@ -170,3 +170,24 @@ def test_definitions_aws_rejects_are_rejected(definition):
 
     with pytest.raises(DefinitionError):
         StateMachine(definition)
+
+
+# -- query language inheritance (statemachine-structure.html, transforming-data.html) ----------
+
+def test_nested_states_take_the_state_machines_query_language_not_the_enclosing_states():
+    """transforming-data.html: a state without QueryLanguage uses the top-level one. States inside
+    a JSONata Map of a JSONPath state machine are JSONPath states (the Map's own Items and
+    ItemSelector are JSONata)."""
+    inner = {"StartAt": "X", "States": {"X": {"Type": "Pass", "Parameters": {"v.$": "$.n"}, "End": True}}}
+    result = run({"M": {"Type": "Map", "QueryLanguage": "JSONata", "Items": "{% $states.input.l %}",
+                        "ItemSelector": {"n": "{% $states.context.Map.Item.Value %}"}, "ItemProcessor": inner,
+                        "End": True}}, {"l": [1, 2]})
+    assert result.output == [{"v": 1}, {"v": 2}]
+
+
+def test_query_language_on_a_branch_or_processor_object_is_rejected():
+    """statemachine-structure.html: QueryLanguage is a field of the state machine and of states;
+    a Parallel branch or Map ItemProcessor is neither."""
+    branch = {"QueryLanguage": "JSONata", "StartAt": "B", "States": {"B": {"Type": "Pass", "End": True}}}
+    with pytest.raises(DefinitionError):
+        StateMachine({"StartAt": "P", "States": {"P": {"Type": "Parallel", "Branches": [branch], "End": True}}})

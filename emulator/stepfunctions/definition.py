@@ -79,15 +79,18 @@ class _Scope:
     """The states of one (sub-)machine, for validators (see ``port.ValidationScope``)."""
 
     def __init__(self, states: Mapping[str, Any], types: Mapping[str, StateType], language: str,
-                 outer: frozenset[str]) -> None:
+                 outer: frozenset[str], top: str) -> None:
         self.states = states
         self.types = types
         self.language = language
+        self.top = top  # the state machine's QueryLanguage
         self.outer = outer  # variables assigned in enclosing scopes
         self.assigned = frozenset(n for s in states.values() if isinstance(s, dict) for n in _assigned_names(s))
 
     def validate_machine(self, machine: Any, where: str, language: str, inherit_variables: bool = True) -> None:
-        validate_machine(machine, self.types, where, language, self.outer | self.assigned if inherit_variables else frozenset())
+        # Nested states inherit the state machine's QueryLanguage, not the enclosing state's.
+        validate_machine(machine, self.types, where, self.top,
+                         self.outer | self.assigned if inherit_variables else frozenset(), nested=True)
 
 
 def _list(value: Any) -> list[Any]:
@@ -105,7 +108,7 @@ def _err(state: str, field: str, why: str) -> DefinitionError:
 
 
 def validate_machine(machine: Any, types: Mapping[str, StateType], where: str = "the state machine",
-                     language: str | None = None, outer: frozenset[str] = frozenset()) -> None:
+                     language: str | None = None, outer: frozenset[str] = frozenset(), nested: bool = False) -> None:
     """Validate a top-level definition or a nested Branch/ItemProcessor.
 
     Raises:
@@ -125,6 +128,8 @@ def validate_machine(machine: Any, types: Mapping[str, StateType], where: str = 
         if duplicate:
             raise _err(duplicate, "name", "state names must be unique within the whole state machine, "
                                           "including Parallel branches and Map processors")
+    if nested and "QueryLanguage" in machine:
+        raise DefinitionError(f"{where}: field 'QueryLanguage' is not supported here; set it on the states")
     if "Comment" in machine and not isinstance(machine["Comment"], str):
         raise DefinitionError(f"{where}: field 'Comment' must be a string")
     states = machine.get("States")
@@ -139,7 +144,7 @@ def validate_machine(machine: Any, types: Mapping[str, StateType], where: str = 
     for name, state in states.items():
         if len(name) > MAX_STATE_NAME:
             raise _err(name[:40] + "...", "name", f"state names are at most {MAX_STATE_NAME} characters")
-        _validate_state(name, state, _Scope(states, types, _state_language(name, state, language), outer))
+        _validate_state(name, state, _Scope(states, types, _state_language(name, state, language), outer, language))
     unreachable = [name for name in states if name not in _reachable(start, states)]
     if unreachable:
         raise _err(unreachable[0], "name", f"the state is not reachable from StartAt {start!r} in {where}")

@@ -198,8 +198,7 @@ class Execution:
         run = ExecutionResult(name, arn, "SUCCEEDED", start=start, history=child.history.events)
         child.history.add("ExecutionStarted", {"input": as_json(data), "inputDetails": {"truncated": False}})
         try:
-            language = parent.lang.name if parent is not None else JSONPATH
-            run.output = child._run_states(machine, data, item, Scope(), language)
+            run.output = child._run_states(machine, data, item, Scope(), self.machine_language())
             child.history.add("ExecutionSucceeded", {"output": as_json(run.output), "outputDetails": {"truncated": False}},
                                   final=True)
         except E.StatesError as exc:
@@ -234,8 +233,12 @@ class Execution:
                     parent: Step | None = None, cancel: threading.Event | None = None) -> Any:
         """Run a (sub-)machine from StartAt to a terminal state, in an inner variable scope; returns its output."""
         scope = parent.variables.child() if parent is not None else Scope()
-        language = parent.lang.name if parent is not None else self.definition.get("QueryLanguage", JSONPATH)
-        return self._run_states(machine, data, item, scope, language, cancel)
+        return self._run_states(machine, data, item, scope, self.machine_language(), cancel)
+
+    def machine_language(self) -> str:
+        """The state machine's QueryLanguage, which every state without its own inherits, also
+        inside Parallel branches and Map processors (not the enclosing state's language)."""
+        return self.machine.definition.get("QueryLanguage", JSONPATH)
 
     def _run_states(self, machine: dict[str, Any], data: Any, item: dict | None, scope: Scope, language: str,
                     cancel: threading.Event | None = None) -> Any:
