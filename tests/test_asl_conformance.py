@@ -191,3 +191,32 @@ def test_query_language_on_a_branch_or_processor_object_is_rejected():
     branch = {"QueryLanguage": "JSONata", "StartAt": "B", "States": {"B": {"Type": "Pass", "End": True}}}
     with pytest.raises(DefinitionError):
         StateMachine({"StartAt": "P", "States": {"P": {"Type": "Parallel", "Branches": [branch], "End": True}}})
+
+
+# -- JSONata evaluation errors (transforming-data.html) ----------------------------------------
+
+def jsonata_run(states, data):
+    return run(states, data, QueryLanguage="JSONata")
+
+
+def test_an_undefined_result_names_the_expression_and_its_field():
+    """transforming-data.html: an expression that returns nothing fails the state with
+    States.QueryEvaluationError; the cause names the expression and the field it is written in
+    ("Output/v"), and the EvaluationFailed event carries that location."""
+    result = jsonata_run({"P": {"Type": "Pass", "Output": {"v": ["{% $states.input.absent %}"]}, "End": True}}, {})
+    assert (result.error, result.cause) == (
+        "States.QueryEvaluationError",
+        "The JSONata expression '$states.input.absent' specified for the field 'Output/v[0]' returned nothing (undefined).")
+    failed = next(e for e in result.history if e["type"] == "EvaluationFailed")["evaluationFailedEventDetails"]
+    assert (failed["state"], failed["location"]) == ("P", "Output/v[0]")
+    rule = jsonata_run({"C": {"Type": "Choice", "Default": "D", "Choices": [
+        {"Condition": "{% $states.input.a %}", "Next": "D"}]}, "D": {"Type": "Succeed"}}, {})
+    assert "for the field 'Choices[0]/Condition'" in rule.cause
+
+
+def test_a_variable_holding_null_is_null_not_undefined():
+    """workflow-variables.html: a variable may hold any JSON value, null included; reading it
+    in JSONata gives null (``$type`` "null"), not undefined."""
+    result = jsonata_run({"A": {"Type": "Pass", "Assign": {"x": None}, "Next": "B"},
+                          "B": {"Type": "Pass", "Output": {"x": "{% $x %}", "t": "{% $type($x) %}"}, "End": True}}, {})
+    assert result.output == {"x": None, "t": "null"}

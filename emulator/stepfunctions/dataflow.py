@@ -63,6 +63,12 @@ def check_assignments(values: dict[str, Any], state: str) -> None:
                                                    f"the {MAX_VARIABLE_BYTES}-byte limit of one Assign")
 
 
+def _index_in(state: dict[str, Any], field: str, element: Any) -> str:
+    """``Choices[1]``: where a rule or catcher sits in its state, for JSONata error causes."""
+    index = next((i for i, e in enumerate(state.get(field, [])) if e is element), 0)
+    return f"{field}[{index}]"
+
+
 class JSONPathLanguage:
     """JSONPath data flow (the default query language)."""
 
@@ -149,14 +155,14 @@ class JSONataLanguage:
     def arguments(self, step: Step) -> Any:
         """``Arguments`` evaluated, or the state input."""
         if "Arguments" in step.state:
-            return resolve(step.state["Arguments"], self.bindings(step))
+            return resolve(step.state["Arguments"], self.bindings(step), "Arguments")
         return step.raw
 
     def value(self, step: Step, field: str, default: Any = None) -> Any:
         """``field``, evaluated when it is an expression."""
         if field not in step.state:
             return default
-        return resolve(step.state[field], self.bindings(step))
+        return resolve(step.state[field], self.bindings(step), field)
 
     def template(self, step: Step, template: Any, context: dict[str, Any] | None = None) -> Any:
         """A template with expressions, e.g. ItemSelector with ``$states.context.Map.Item``."""
@@ -169,7 +175,7 @@ class JSONataLanguage:
         """``Items`` (an array or an expression), default the state input."""
         if "Items" not in step.state:
             return step.raw
-        return resolve(step.state["Items"], self.bindings(step))
+        return resolve(step.state["Items"], self.bindings(step), "Items")
 
     def path(self, step: Step, path: str, data: Any = None) -> Any:
         """An expression (JSONata states have no paths)."""
@@ -177,7 +183,7 @@ class JSONataLanguage:
 
     def condition(self, step: Step, rule: dict[str, Any]) -> bool:
         """A Choice rule's ``Condition`` (must be a boolean)."""
-        value = resolve(rule["Condition"], self.bindings(step))
+        value = resolve(rule["Condition"], self.bindings(step), f"{_index_in(step.state, 'Choices', rule)}/Condition")
         if not isinstance(value, bool):
             raise E.StatesError(E.QUERY_EVALUATION_ERROR,
                                 f"State {step.name!r}: the Condition {rule['Condition']!r} returned {value!r}, not a boolean")
@@ -188,26 +194,28 @@ class JSONataLanguage:
         if "Output" not in step.state:
             return result
         extra = {"result": result} if shapes_result else {}
-        return resolve(step.state["Output"], self.bindings(step, **extra))
+        return resolve(step.state["Output"], self.bindings(step, **extra), "Output")
 
     def assignments(self, step: Step, assign: Any, result: Any, shapes_result: bool) -> dict[str, Any]:
         """An Assign object evaluated with ``$states.result`` (Task, Parallel, Map)."""
         if assign is None:
             return {}
         extra = {"result": result} if shapes_result else {}
-        return resolve(assign, self.bindings(step, **extra))
+        return resolve(assign, self.bindings(step, **extra), "Assign")
 
     def caught(self, step: Step, catcher: dict[str, Any], error_output: dict[str, Any]) -> Any:
         """A Catcher's ``Output`` with ``$states.errorOutput``, default the error output."""
         if "Output" not in catcher:
             return error_output
-        return resolve(catcher["Output"], self.bindings(step, errorOutput=error_output))
+        return resolve(catcher["Output"], self.bindings(step, errorOutput=error_output),
+                       f"{_index_in(step.state, 'Catch', catcher)}/Output")
 
     def caught_assignments(self, step: Step, catcher: dict[str, Any], error_output: dict[str, Any]) -> dict[str, Any]:
         """A Catcher's ``Assign`` with ``$states.errorOutput``."""
         if "Assign" not in catcher:
             return {}
-        return resolve(catcher["Assign"], self.bindings(step, errorOutput=error_output))
+        return resolve(catcher["Assign"], self.bindings(step, errorOutput=error_output),
+                       f"{_index_in(step.state, 'Catch', catcher)}/Assign")
 
 
 LANGUAGES: dict[str, Language] = {JSONPATH: JSONPathLanguage(), JSONATA: JSONataLanguage()}

@@ -283,7 +283,8 @@ class Execution:
                 break
             except E.StatesError as exc:
                 if exc.error == E.QUERY_EVALUATION_ERROR:
-                    self.history.add("EvaluationFailed", {"state": name, **_error_details(exc)})
+                    self.history.add("EvaluationFailed", {"state": name, **_error_details(exc),
+                                                          **({"location": exc.location} if exc.location else {})})
                 delay = counter.next_delay(exc.error, self.rng)
                 if delay is not None:
                     self.sleep(delay)

@@ -21,10 +21,11 @@ class DefinitionError(ValueError):
 class StatesError(Exception):
     """A runtime error as Step Functions names it (``States.Runtime``, a Lambda errorType ...)."""
 
-    def __init__(self, error: str | None, cause: str | None = "") -> None:
+    def __init__(self, error: str | None, cause: str | None = "", location: str | None = None) -> None:
         super().__init__(f"{error}: {cause}" if cause else str(error))
         self.error = error
         self.cause = cause
+        self.location = location  # the field a JSONata expression was in (EvaluationFailed "location")
 
 
 class ExecutionStopped(Exception):

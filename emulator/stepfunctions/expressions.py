@@ -109,31 +109,39 @@ def compile_expression(text: str) -> jsonata.Jsonata:
     return compiled
 
 
-def evaluate_expression(text: str, bindings: dict[str, Any]) -> Any:
+def evaluate_expression(text: str, bindings: dict[str, Any], field: str = "") -> Any:
     """Evaluate one ``{% %}`` expression with ``$states`` and variables bound.
+
+    ``field`` is where the expression is written, relative to the state (``Output/v``,
+    ``Arguments/Payload[0]``, ``Choices[1]/Condition``), as AWS names it in the cause.
 
     Raises:
         StatesError: States.QueryEvaluationError when it fails or yields undefined.
     """
+    body = text.strip()[len(OPEN):-len(CLOSE)].strip()
+    where = f" specified for the field '{field}'" if field else ""
     try:
         compiled = compile_expression(text)
-        value = compiled.evaluate(None, bindings)
+        # A variable holding JSON null is null, not undefined: bind it as the library's null.
+        value = compiled.evaluate(None, {k: Utils.NULL_VALUE if v is None else v for k, v in bindings.items()})
     except StatesError:
         raise
     except Exception as exc:  # noqa: BLE001 - any evaluation failure is a query evaluation error
-        raise StatesError(QUERY_EVALUATION_ERROR, f"An error occurred while evaluating the expression {text!r}: {exc}") from exc
+        raise StatesError(QUERY_EVALUATION_ERROR, f"An error occurred while evaluating the JSONata expression "
+                                                  f"'{body}'{where}: {exc}", field or None) from exc
     if value is None:
-        raise StatesError(QUERY_EVALUATION_ERROR,
-                          f"The JSONata expression {text!r} returned nothing (undefined), which is not a JSON value")
+        raise StatesError(QUERY_EVALUATION_ERROR, f"The JSONata expression '{body}'{where} returned nothing (undefined).",
+                          field or None)
     return Utils.convert_nulls(value)
 
 
-def resolve(value: Any, bindings: dict[str, Any]) -> Any:
-    """``value`` with every expression string in it (at any depth) replaced by its result."""
+def resolve(value: Any, bindings: dict[str, Any], field: str = "") -> Any:
+    """``value`` with every expression string in it (at any depth) replaced by its result;
+    ``field`` names where ``value`` is written (object keys join with ``/``, indexes as ``[i]``)."""
     if is_expression(value):
-        return evaluate_expression(value, bindings)
+        return evaluate_expression(value, bindings, field)
     if isinstance(value, dict):
-        return {k: resolve(v, bindings) for k, v in value.items()}
+        return {k: resolve(v, bindings, f"{field}/{k}" if field else k) for k, v in value.items()}
     if isinstance(value, list):
-        return [resolve(v, bindings) for v in value]
+        return [resolve(v, bindings, f"{field}[{i}]") for i, v in enumerate(value)]
     return value
