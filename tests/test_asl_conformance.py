@@ -220,3 +220,27 @@ def test_a_variable_holding_null_is_null_not_undefined():
     result = jsonata_run({"A": {"Type": "Pass", "Assign": {"x": None}, "Next": "B"},
                           "B": {"Type": "Pass", "Output": {"x": "{% $x %}", "t": "{% $type($x) %}"}, "End": True}}, {})
     assert result.output == {"x": None, "t": "null"}
+
+
+@pytest.mark.parametrize("expression,expected", [
+    ("$range(0, 10, 3)", [0, 3, 6, 9]),
+    ("$range(-1.7, 2, 1)", [-1, 0, 1, 2]),     # arguments rounded towards zero
+    ("$range(1, 1, 1)", 1),                    # a one-value sequence is the bare value
+    ("$count($range(1, 2000, 1))", 2000),      # no 1,000 cap (that is States.ArrayRange's)
+    ("$partition([1, 2, 3], 2.9)", [[1, 2], [3]]),
+])
+def test_aws_jsonata_functions_range_and_partition(expression, expected):
+    """transforming-data.html (the functions Step Functions adds: $partition, $range): results as
+    AWS gives them; edge cases as recorded on AWS (non-integers rounded towards zero, a single
+    value returned bare)."""
+    assert jsonata_run({"P": {"Type": "Pass", "Output": "{% " + expression + " %}", "End": True}}, {}).output == expected
+
+
+@pytest.mark.parametrize("expression", ["$range(1, 5)", "$range(5, 1, 1)", "$partition([], 2)", "$partition([1], 0)",
+                                        '$hash("a")'])
+def test_aws_jsonata_functions_give_undefined_for_degenerate_arguments(expression):
+    """transforming-data.html: $range without a step or with a step pointing away from the end,
+    $partition of an empty array or by 0, and $hash without an algorithm give undefined, which
+    fails the field with States.QueryEvaluationError."""
+    result = jsonata_run({"P": {"Type": "Pass", "Output": "{% " + expression + " %}", "End": True}}, {})
+    assert result.error == "States.QueryEvaluationError" and "returned nothing (undefined)" in result.cause

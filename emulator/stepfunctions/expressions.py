@@ -32,7 +32,9 @@ from emulator.stepfunctions.errors import QUERY_EVALUATION_ERROR, StatesError
 OPEN, CLOSE = "{%", "%}"
 HASH_ALGORITHMS = {"MD5": hashlib.md5, "SHA-1": hashlib.sha1, "SHA-256": hashlib.sha256,
                    "SHA-384": hashlib.sha384, "SHA-512": hashlib.sha512}
-MAX_RANGE_ITEMS = 1000  # as States.ArrayRange
+# $range has no documented size limit (unlike States.ArrayRange's 1,000); this bound only keeps
+# one expression from exhausting the engine's memory.
+MAX_RANGE_ITEMS = 1_000_000
 
 
 def is_expression(value: Any) -> bool:
@@ -40,27 +42,42 @@ def is_expression(value: Any) -> bool:
     return isinstance(value, str) and value.startswith(OPEN) and value.endswith(CLOSE) and len(value) >= 4
 
 
-def _partition(items: Any, size: Any) -> list[Any]:
-    if not isinstance(items, list) or not isinstance(size, (int, float)) or size < 1:
-        raise ValueError("$partition(array, size) needs an array and a size of at least 1")
-    n = int(size)
+def _partition(items: Any, size: Any = None) -> list[Any] | None:
+    """$partition: chunks of ``size`` (rounded towards zero); undefined for an empty array or size 0."""
+    if not isinstance(items, list) or (size is not None and not _is_number(size)):
+        raise ValueError("$partition(array, size) needs an array and a number")
+    n = int(size) if size is not None else 0
+    if n < 0:
+        raise ValueError("$partition: the chunk size must not be negative")
+    if not items or n == 0:
+        return None
     return [items[i:i + n] for i in range(0, len(items), n)]
 
 
-def _range(start: Any, end: Any, step: Any) -> list[Any]:
-    if step == 0:
-        raise ValueError("$range: step must not be 0")
-    out: list[Any] = []
-    value = start
-    while (step > 0 and value <= end) or (step < 0 and value >= end):
-        out.append(value)
-        if len(out) > MAX_RANGE_ITEMS:
-            raise ValueError(f"$range is limited to {MAX_RANGE_ITEMS} items")
-        value += step
-    return out
+def _range(start: Any, end: Any, step: Any = None) -> Any:
+    """$range: start to end by step, each rounded towards zero; undefined without a step or when
+    the step points away from end; a single value is returned bare (a JSONata sequence of one)."""
+    if not all(_is_number(v) for v in (start, end)) or (step is not None and not _is_number(step)):
+        raise ValueError("$range(start, end, step) needs numbers")
+    if step is None:
+        return None
+    first, last, by = int(start), int(end), int(step)
+    if by == 0 or (last > first and by < 0) or (last < first and by > 0):
+        return None
+    count = (last - first) // by + 1
+    if count > MAX_RANGE_ITEMS:
+        raise ValueError(f"$range would build {count} items; at most {MAX_RANGE_ITEMS} are allowed")
+    out = list(range(first, last + (1 if by > 0 else -1), by))
+    return out[0] if len(out) == 1 else out
 
 
-def _hash(data: Any, algorithm: Any) -> str:
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _hash(data: Any, algorithm: Any = None) -> str | None:
+    if algorithm is None:
+        return None
     if algorithm not in HASH_ALGORITHMS:
         raise ValueError(f"$hash: algorithm {algorithm!r} must be one of {', '.join(HASH_ALGORITHMS)}")
     text = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
