@@ -11,6 +11,11 @@ from emulator.stepfunctions import DefinitionError, StateMachine
 from tests.asl_helpers import LAMBDA_INVOKE, FunctionTable, fails_with, run
 
 
+def at(state: str, cause: str) -> str:
+    """AWS's cause for an error the interpreter raises in ``state``, the first state (event #2)."""
+    return f"An error occurred while executing the state '{state}' (entered at the event id #2). {cause}"
+
+
 def passes(parameters, data):
     return run({"P": {"Type": "Pass", "Parameters": parameters, "End": True}}, data)
 
@@ -118,15 +123,15 @@ def test_seconds_path_errors_are_runtime_errors_with_aws_causes(data, cause):
     """state-wait.html: SecondsPath must select a non-negative integer; otherwise the execution
     fails with States.Runtime (causes as GetExecutionHistory shows them)."""
     result = wait("SecondsPath", "$.s", data)
-    assert (result.status, result.error, result.cause) == ("FAILED", "States.Runtime", cause)
+    assert (result.status, result.error, result.cause) == ("FAILED", "States.Runtime", at("W", cause))
 
 
 def test_timestamp_path_errors_are_runtime_errors_with_aws_causes():
     """state-wait.html: TimestampPath must select an ISO-8601 timestamp with T and a zone."""
     result = wait("TimestampPath", "$.t", {"t": "2024-01-01 00:00:00"})
     assert (result.error, result.cause) == (
-        "States.Runtime", "The TimestampPath parameter does not reference a valid ISO-8601 extended offset "
-                          "date-time format string: $.t == 2024-01-01 00:00:00")
+        "States.Runtime", at("W", "The TimestampPath parameter does not reference a valid ISO-8601 extended offset "
+                                  "date-time format string: $.t == 2024-01-01 00:00:00"))
 
 
 @pytest.mark.parametrize("rule", [
@@ -138,7 +143,7 @@ def test_a_choice_rule_on_a_missing_path_fails_the_execution(rule):
     path is States.Runtime ("Invalid path ... references an invalid value")."""
     result = choose(rule, {"y": 1})
     assert (result.status, result.error) == ("FAILED", "States.Runtime")
-    assert result.cause == "Invalid path '$.x': The choice state's condition path references an invalid value."
+    assert result.cause == at("C", "Invalid path '$.x': The choice state's condition path references an invalid value.")
     assert choose({"Variable": "$.x", "IsPresent": False}, {}).output == "yes"
 
 
@@ -204,9 +209,8 @@ def test_an_undefined_result_names_the_expression_and_its_field():
     States.QueryEvaluationError; the cause names the expression and the field it is written in
     ("Output/v"), and the EvaluationFailed event carries that location."""
     result = jsonata_run({"P": {"Type": "Pass", "Output": {"v": ["{% $states.input.absent %}"]}, "End": True}}, {})
-    assert (result.error, result.cause) == (
-        "States.QueryEvaluationError",
-        "The JSONata expression '$states.input.absent' specified for the field 'Output/v[0]' returned nothing (undefined).")
+    assert (result.error, result.cause) == ("States.QueryEvaluationError", at(
+        "P", "The JSONata expression '$states.input.absent' specified for the field 'Output/v[0]' returned nothing (undefined)."))
     failed = next(e for e in result.history if e["type"] == "EvaluationFailed")["evaluationFailedEventDetails"]
     assert (failed["state"], failed["location"]) == ("P", "Output/v[0]")
     rule = jsonata_run({"C": {"Type": "Choice", "Default": "D", "Choices": [
@@ -244,3 +248,21 @@ def test_aws_jsonata_functions_give_undefined_for_degenerate_arguments(expressio
     fails the field with States.QueryEvaluationError."""
     result = jsonata_run({"P": {"Type": "Pass", "Output": "{% " + expression + " %}", "End": True}}, {})
     assert result.error == "States.QueryEvaluationError" and "returned nothing (undefined)" in result.cause
+
+
+def test_interpreter_errors_name_the_state_and_its_entered_event_once():
+    """concepts-error-handling.html (causes as GetExecutionHistory shows them): an error the
+    interpreter raises (States.Runtime, States.IntrinsicFailure, States.QueryEvaluationError) has
+    a cause starting "An error occurred while executing the state 'X' (entered at the event id
+    #N). ", added once at the innermost state; a Fail state's and a task's causes are their own."""
+    inner = {"StartAt": "Bad", "States": {"Bad": {"Type": "Pass", "Parameters": {"v.$": "States.ArrayLength($.s)"},
+                                                  "End": True}}}
+    result = run({"Go": {"Type": "Pass", "Next": "Par"},
+                  "Par": {"Type": "Parallel", "Branches": [inner], "End": True}}, {"s": "x"})
+    entered = next(e["id"] for e in result.history if e["type"] == "PassStateEntered"
+                   and e["stateEnteredEventDetails"]["name"] == "Bad")
+    assert result.error == "States.IntrinsicFailure"
+    assert result.cause.startswith(f"An error occurred while executing the state 'Bad' (entered at the event id #{entered}). ")
+    assert result.cause.count("An error occurred") == 1
+    fail = run({"F": {"Type": "Fail", "Error": "States.Runtime", "Cause": "mine"}}, {})
+    assert fail.cause == "mine"

@@ -262,8 +262,9 @@ class Execution:
         lang = LANGUAGES[state.get("QueryLanguage", language)]
         entered = self.clock.now()
         # One JSON text serves a state's StateExited and the next state's StateEntered (half the memory).
-        self.history.add(f"{kind}StateEntered", {"name": name, "input": raw_text if raw_text is not None else as_json(raw),
-                                                 "inputDetails": {"truncated": False}})
+        entered_id = self.history.add(f"{kind}StateEntered", {"name": name,
+                                                              "input": raw_text if raw_text is not None else as_json(raw),
+                                                              "inputDetails": {"truncated": False}})
         counter = RetryCounter(retriers_of(state))
         nxt = None if state.get("End") else state.get("Next")
         while True:
@@ -285,6 +286,8 @@ class Execution:
                 if exc.error == E.QUERY_EVALUATION_ERROR:
                     self.history.add("EvaluationFailed", {"state": name, **_error_details(exc),
                                                           **({"location": exc.location} if exc.location else {})})
+                if kind != "Fail":
+                    E.locate(exc, name, entered_id)
                 delay = counter.next_delay(exc.error, self.rng)
                 if delay is not None:
                     self.sleep(delay)

@@ -26,6 +26,7 @@ class StatesError(Exception):
         self.error = error
         self.cause = cause
         self.location = location  # the field a JSONata expression was in (EvaluationFailed "location")
+        self.located = False  # whether the cause already names the state (see ``locate``)
 
 
 class ExecutionStopped(Exception):
@@ -67,3 +68,18 @@ def matches(error_equals: list[str], error: str | None) -> bool:
         if name == TASK_FAILED and error not in NOT_TASK_FAILED and error not in TERMINAL:
             return True
     return False
+
+
+# Errors the interpreter raises itself (not a task's or a Fail state's), whose cause AWS prefixes
+# with the state that raised them.
+INTERPRETER_ERRORS = {RUNTIME, QUERY_EVALUATION_ERROR, INTRINSIC_FAILURE}
+
+
+def locate(exc: StatesError, state: str, entered_event_id: int) -> None:
+    """Prefix an interpreter error's cause as AWS does, once, at the innermost state:
+    "An error occurred while executing the state 'X' (entered at the event id #2). ..."."""
+    if exc.located or exc.error not in INTERPRETER_ERRORS or exc.cause == HISTORY_LIMIT_CAUSE:
+        return
+    exc.located = True
+    exc.cause = f"An error occurred while executing the state '{state}' (entered at the event id #{entered_event_id}). " \
+                f"{exc.cause or ''}".rstrip()
