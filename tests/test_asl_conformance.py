@@ -266,3 +266,27 @@ def test_interpreter_errors_name_the_state_and_its_entered_event_once():
     assert result.cause.count("An error occurred") == 1
     fail = run({"F": {"Type": "Fail", "Error": "States.Runtime", "Cause": "mine"}}, {})
     assert fail.cause == "mine"
+
+
+@pytest.mark.parametrize("output", ["{% phone %}", {"v": "{% $count(items) %}"}, "{% $$ %}",
+                                    "{% $map($states.input.a, function($x){ b }) %}", "{% $states.errorOutput %}"])
+def test_jsonata_references_aws_refuses_are_definition_errors(output):
+    """transforming-data.html: an expression reads the input as $states.input and variables as
+    $name; a path from the (absent) top-level context item, $$, and $states.errorOutput outside a
+    Catcher are refused when the definition is created (UNSUPPORTED_JSONATA_EXPRESSION)."""
+    with pytest.raises(DefinitionError):
+        StateMachine({"QueryLanguage": "JSONata", "StartAt": "P",
+                      "States": {"P": {"Type": "Pass", "Output": output, "End": True}}})
+
+
+def test_jsonata_names_inside_filters_and_after_the_first_step_are_allowed():
+    """transforming-data.html: only a path's first step reads the top level; names in later
+    steps, filters and sort terms read items. $states.errorOutput is allowed in a Catcher."""
+    data = {"items": [{"value": 1}, {"value": 5}]}
+    result = jsonata_run({"P": {"Type": "Pass", "Output": "{% $states.input.items[value > 3].value %}", "End": True}}, data)
+    assert result.output == 5
+    StateMachine({"QueryLanguage": "JSONata", "StartAt": "T", "States": {
+        "T": {"Type": "Task", "Resource": LAMBDA_INVOKE, "Arguments": {"FunctionName": "f"}, "End": True,
+              "Catch": [{"ErrorEquals": ["States.ALL"], "Output": "{% $states.errorOutput %}",
+                         "Assign": {"e": "{% $states.errorOutput.Error %}"}, "Next": "D"}]},
+        "D": {"Type": "Succeed"}}})

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 from emulator.contracts import aws
 from emulator.stepfunctions.choice import check_rule
 from emulator.stepfunctions.errors import DefinitionError
-from emulator.stepfunctions.expressions import compile_expression, is_expression
+from emulator.stepfunctions.expressions import is_expression, unsupported_reference
 from emulator.stepfunctions.paths import PathSyntaxError, check_path, is_definite
 from emulator.stepfunctions.port import StateType, ValidationScope
 from emulator.stepfunctions.templates import check_template
@@ -292,12 +292,16 @@ def _check_paths(name: str, state: dict[str, Any]) -> None:
 
 
 def _check_expressions(name: str, field: str, value: Any) -> None:
-    """Every ``{% %}`` string in ``value`` must be a valid JSONata expression."""
+    """Every ``{% %}`` string in ``value`` must be a valid JSONata expression using only what a
+    Step Functions expression can reach (no top-level names, no ``$$``; ``$states.errorOutput``
+    only in a Catcher), as AWS checks when the definition is created."""
     if is_expression(value):
         try:
-            compile_expression(value)
+            problem = unsupported_reference(value, in_catcher=field.startswith("Catch["))
         except ValueError as exc:
             raise _err(name, field, str(exc)) from exc
+        if problem:
+            raise _err(name, field, f"{value!r}: {problem}")
     elif isinstance(value, dict):
         for key, inner in value.items():
             _check_expressions(name, f"{field}.{key}", inner)

@@ -126,6 +126,54 @@ def compile_expression(text: str) -> jsonata.Jsonata:
     return compiled
 
 
+def unsupported_reference(text: str, in_catcher: bool = False) -> str | None:
+    """What AWS refuses in an expression when the definition is created, or None: a path that
+    starts from the (absent) context item at the top level ("Reference to 'phone' at the top
+    level is not supported."), ``$$``, and ``$states.errorOutput`` outside a Catcher's Output or
+    Assign. Names after a path's first step, in filters, sort terms and groupings read an item,
+    not the top level, and are allowed.
+
+    Raises:
+        ValueError: the expression does not parse.
+    """
+    problems: list[str] = []
+
+    def visit(node: Any, top: bool) -> None:
+        if isinstance(node, list):
+            for item in node:
+                visit(item, top)
+            return
+        if not hasattr(node, "type"):
+            return
+        kind = getattr(node, "type", None)
+        if kind == "variable" and getattr(node, "value", None) == "$":
+            problems.append("Reference to '$$' is not supported.")
+        if kind == "name" and top:
+            problems.append(f"Reference to '{node.value}' at the top level is not supported.")
+        if kind == "path":
+            steps = node.steps or []
+            names = [getattr(step, "value", None) for step in steps[:2]]
+            if names == ["states", "errorOutput"] and getattr(steps[0], "type", None) == "variable" and not in_catcher:
+                problems.append("'$states.errorOutput' is only available in a Catcher's Output and Assign.")
+            for position, step in enumerate(steps):
+                visit(step, top and position == 0)
+            for attr in ("group", "stages", "predicate"):
+                visit(getattr(node, attr, None), False)
+            return
+        for attr, child in vars(node).items():
+            if attr.startswith("_") or child is None:
+                continue
+            inner_top = top and attr not in ("stages", "predicate", "group", "terms", "filter")
+            if attr == "lhs" and isinstance(child, list):  # object constructor: [key, value] pairs
+                for pair in child:
+                    visit(list(pair) if isinstance(pair, (list, tuple)) else pair, inner_top)
+            else:
+                visit(child, inner_top)
+
+    visit(compile_expression(text).ast, True)
+    return problems[0] if problems else None
+
+
 def evaluate_expression(text: str, bindings: dict[str, Any], field: str = "") -> Any:
     """Evaluate one ``{% %}`` expression with ``$states`` and variables bound.
 
