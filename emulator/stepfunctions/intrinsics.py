@@ -6,7 +6,8 @@ other escape is invalid, rejected when the definition is created); arguments may
 paths (``$.x``, ``$$.x``, ``$var``) or nested calls (up to 10 deep). ``States.Format`` renders a
 non-string argument as Java does (``{Arg1=1, Arg2=[]}``); ``States.MathAdd`` adds integers,
 rounding each argument half-up; ``States.StringToJson('')`` is null; ``States.Base64Encode``,
-``States.Base64Decode`` and ``States.Hash`` take at most 10,000 characters;
+``States.Base64Decode`` and ``States.Hash`` take a string of at most 10,000 characters;
+``States.MathRandom`` rounds non-integer bounds to the nearest integer;
 ``States.ArrayGetItem`` needs an index inside the array.
 """
 
@@ -270,8 +271,7 @@ def _hash(data: Any, algorithm: str) -> str:
                   "SHA-384": hashlib.sha384, "SHA-512": hashlib.sha512}
     if algorithm not in algorithms:
         raise ValueError(f"hash algorithm {algorithm!r} must be one of {', '.join(algorithms)}")
-    text = _limited(data if isinstance(data, str) else json.dumps(data))
-    return algorithms[algorithm](text.encode()).hexdigest()
+    return algorithms[algorithm](_limited(data).encode()).hexdigest()
 
 
 def _merge(a: dict, b: dict, deep: bool) -> dict:
@@ -302,7 +302,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "States.Base64Decode": lambda s: base64.b64decode(_limited(s), validate=True).decode(),
     "States.Hash": _hash,
     "States.JsonMerge": _merge,
-    "States.MathRandom": lambda lo, hi, seed=None: random.Random(seed).randint(int(lo), int(hi) - 1),
+    "States.MathRandom": lambda lo, hi, seed=None: random.Random(seed).randint(_half_up(lo), _half_up(hi) - 1),
     "States.MathAdd": lambda a, b: _half_up(a) + _half_up(b),
     "States.StringSplit": lambda s, sep: ([p for p in re.split("|".join(map(re.escape, _string(sep))), _string(s)) if p]
                                           if sep else [_string(s)]),
