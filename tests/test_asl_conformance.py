@@ -299,3 +299,13 @@ def test_hash_takes_a_string_and_math_random_rounds_its_bounds():
     assert passes({"v.$": "States.Hash($.n, 'SHA-1')"}, {"n": 5}).error == "States.IntrinsicFailure"
     assert passes({"v.$": "States.Hash('abc', 'MD5')"}, {}).output == {"v": "900150983cd24fb0d6963f7d28e17f72"}
     assert {passes({"v.$": "States.MathRandom(1.6, 3.4)"}, {}).output["v"] for _ in range(30)} <= {2, 3}
+
+
+def test_task_scheduled_carries_literal_timeouts():
+    """apireference/API_TaskScheduledEventDetails.html: timeoutInSeconds and heartbeatInSeconds,
+    present when the state sets TimeoutSeconds / HeartbeatSeconds."""
+    fns = FunctionTable(f=lambda p: p)
+    result = run({"T": {"Type": "Task", "Resource": LAMBDA_INVOKE, "Parameters": {"FunctionName": "f"},
+                        "TimeoutSeconds": 30, "HeartbeatSeconds": 10, "End": True}}, {}, fns)
+    details = next(e for e in result.history if e["type"] == "TaskScheduled")["taskScheduledEventDetails"]
+    assert (details["timeoutInSeconds"], details["heartbeatInSeconds"]) == (30, 10)

@@ -79,8 +79,12 @@ def run_task(execution: ExecutionPort, step: Step) -> Outcome:
         if not isinstance(params, dict):
             raise E.StatesError(E.RUNTIME, f"State {step.name!r}: the lambda:invoke arguments must be an object")
         function = function_name_of(str(params.get("FunctionName", "")))
-        history.add("TaskScheduled", {"resourceType": "lambda", "resource": "invoke",
-                                      "region": aws.REGION, "parameters": as_json(params)})
+        scheduled = {"resourceType": "lambda", "resource": "invoke", "region": aws.REGION, "parameters": as_json(params)}
+        # TaskScheduledEventDetails carry the timeouts a state sets as literal numbers.
+        for field, key in (("TimeoutSeconds", "timeoutInSeconds"), ("HeartbeatSeconds", "heartbeatInSeconds")):
+            if isinstance(step.state.get(field), int):
+                scheduled[key] = step.state[field]
+        history.add("TaskScheduled", scheduled)
         history.add("TaskStarted", {"resourceType": "lambda", "resource": "invoke"})
     else:
         function = function_name_of(resource)
