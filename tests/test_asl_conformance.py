@@ -309,3 +309,12 @@ def test_task_scheduled_carries_literal_timeouts():
                         "TimeoutSeconds": 30, "HeartbeatSeconds": 10, "End": True}}, {}, fns)
     details = next(e for e in result.history if e["type"] == "TaskScheduled")["taskScheduledEventDetails"]
     assert (details["timeoutInSeconds"], details["heartbeatInSeconds"]) == (30, 10)
+
+
+def test_jayway_path_functions():
+    """amazon-states-language-paths.html: paths are Jayway JsonPath, whose functions min(), max(),
+    avg(), sum() (doubles), first(), last() and keys() may end a path."""
+    out = passes({"s.$": "$.l.sum()", "a.$": "$.l.avg()", "mx.$": "$.l.max()", "mn.$": "$.l.min()",
+                  "f.$": "$.l.first()", "z.$": "$.l.last()", "k.$": "$.o.keys()"},
+                 {"l": [1, 2, 3], "o": {"x": 1, "y": 2}}).output
+    assert out == {"s": 6.0, "a": 2.0, "mx": 3.0, "mn": 1.0, "f": 1, "z": 3, "k": ["x", "y"]}

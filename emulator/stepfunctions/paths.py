@@ -5,8 +5,9 @@ paths start with ``$`` (the data), ``$$`` (the context object) or ``$name`` (a w
 variable, https://docs.aws.amazon.com/step-functions/latest/dg/workflow-variables.html); a
 definite path that is missing is a ``States.Runtime`` error, an indefinite one (``[*]``,
 slices, filters ``[?(@.x == 1)]``, deep scan ``..``) yields an array, empty when nothing
-matches. A path may end in Jayway JsonPath's ``.length()`` (the implementation AWS uses), the
-number of elements of the array (or matches) it selects. ``ResultPath`` is a reference path (definite, on the data) and is applied to a copy of
+matches. A path may end in one of Jayway JsonPath's functions (the implementation AWS uses):
+``length()`` (elements of the array, or matches, it selects), ``min()``, ``max()``, ``avg()``,
+``sum()``, ``stddev()`` (numbers, as doubles), ``first()``, ``last()``, ``keys()``. ``ResultPath`` is a reference path (definite, on the data) and is applied to a copy of
 the raw input. Filters and deep scans are evaluated with ``jsonpath-ng`` (its extended parser),
 a maintained JSONPath library, rather than by hand.
 """
@@ -32,13 +33,30 @@ class PathSyntaxError(ValueError):
 _VARIABLE = re.compile(r"\$([^\W\d]\w*)")
 # Syntax the step parser leaves to jsonpath-ng: deep scan, filters, unions, functions.
 _EXTENDED = re.compile(r"\.\.|\[\s*\?|\[[^\]]*,|@")
-_LENGTH = re.compile(r"\.length\(\)$")
+_FUNCTION = re.compile(r"\.(length|min|max|avg|sum|stddev|first|last|keys)\(\)$")
 
 
-def _strip_length(path: str) -> tuple[str, bool]:
-    """``(path without a trailing .length(), whether it had one)``."""
-    m = _LENGTH.search(path) if isinstance(path, str) else None
-    return (path[:m.start()], True) if m else (path, False)
+def _strip_length(path: str) -> tuple[str, str | None]:
+    """``(path without a trailing Jayway function, the function's name or None)``."""
+    m = _FUNCTION.search(path) if isinstance(path, str) else None
+    return (path[:m.start()], m.group(1)) if m else (path, None)
+
+
+def _apply_function(name: str, path: str, value: Any) -> Any:
+    """A Jayway path function applied to what the path selected."""
+    if name == "length" and isinstance(value, (list, dict, str)):
+        return len(value)
+    if name == "keys" and isinstance(value, dict):
+        return list(value)
+    if name in ("first", "last") and isinstance(value, list) and value:
+        return value[0] if name == "first" else value[-1]
+    if isinstance(value, list) and value and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        mean = sum(value) / len(value)
+        numbers = {"min": min(value), "max": max(value), "sum": sum(value), "avg": mean,
+                   "stddev": (sum((v - mean) ** 2 for v in value) / len(value)) ** 0.5}
+        if name in numbers:
+            return float(numbers[name])  # Jayway's numeric functions return doubles
+    raise StatesError(RUNTIME, f"The JSONPath '{path}': {name}() cannot be applied to {_short(value)}")
 
 
 def split_root(path: str) -> tuple[str, str]:
@@ -82,8 +100,8 @@ def parse(path: str) -> tuple[str, list[tuple[str, Any]]]:
 def is_definite(path: str) -> bool:
     """Whether the path names one value (no wildcard, slice, filter or deep scan)."""
     try:
-        path, length = _strip_length(path)
-        if length:
+        path, function = _strip_length(path)
+        if function:
             return True
         _, rest = split_root(path)
         if _EXTENDED.search(rest):
@@ -134,12 +152,9 @@ def evaluate(path: str, data: Any, context: Any = None, variables: Any = None, f
     Raises:
         StatesError: States.Runtime for a missing definite path or an unparseable path.
     """
-    inner, length = _strip_length(path)
-    if length:
-        value = evaluate(inner, data, context, variables, field)
-        if not isinstance(value, (list, dict, str)):
-            raise StatesError(RUNTIME, f"The JSONPath '{path}': length() needs an array, not {_short(value)}")
-        return len(value)
+    inner, function = _strip_length(path)
+    if function:
+        return _apply_function(function, path, evaluate(inner, data, context, variables, field))
     try:
         root, rest = split_root(path)
         extended = bool(_EXTENDED.search(rest))
