@@ -318,3 +318,15 @@ def test_jayway_path_functions():
                   "f.$": "$.l.first()", "z.$": "$.l.last()", "k.$": "$.o.keys()"},
                  {"l": [1, 2, 3], "o": {"x": 1, "y": 2}}).output
     assert out == {"s": 6.0, "a": 2.0, "mx": 3.0, "mn": 1.0, "f": 1, "z": 3, "k": ["x", "y"]}
+
+
+@pytest.mark.parametrize("fields", [
+    {"ItemProcessor": {"StartAt": "X", "States": {"X": {"Type": "Pass", "End": True}}},
+     "Iterator": {"StartAt": "Y", "States": {"Y": {"Type": "Pass", "End": True}}}},
+    {"ItemProcessor": {"StartAt": "X", "States": {"X": {"Type": "Pass", "End": True}}}, "ItemSelector": {}, "Parameters": {}},
+])
+def test_map_takes_the_new_field_or_the_legacy_one_not_both(fields):
+    """state-map.html: ItemProcessor replaces Iterator and ItemSelector replaces Parameters; a Map
+    giving both of a pair is a definition error."""
+    with pytest.raises(DefinitionError):
+        StateMachine({"StartAt": "M", "States": {"M": {"Type": "Map", "End": True, **fields}}})

@@ -466,6 +466,10 @@ def validate_parallel(name: str, state: dict[str, Any], scope: ValidationScope) 
 
 def validate_map(name: str, state: dict[str, Any], scope: ValidationScope) -> None:
     """A Map's processor, mode, reader, writer and thresholds."""
+    # ItemProcessor and ItemSelector replace the legacy Iterator and Parameters (state-map.html).
+    for new_field, legacy in (("ItemProcessor", "Iterator"), ("ItemSelector", "Parameters")):
+        if new_field in state and legacy in state:
+            raise _err(name, legacy, f"give {new_field} or the legacy {legacy}, not both")
     processor = state.get("ItemProcessor", state.get("Iterator"))
     if not isinstance(processor, dict):
         raise _err(name, "ItemProcessor", "missing, or not a JSON object")
