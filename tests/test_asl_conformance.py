@@ -330,3 +330,14 @@ def test_map_takes_the_new_field_or_the_legacy_one_not_both(fields):
     giving both of a pair is a definition error."""
     with pytest.raises(DefinitionError):
         StateMachine({"StartAt": "M", "States": {"M": {"Type": "Map", "End": True, **fields}}})
+
+
+def test_item_batcher_paths_may_read_variables():
+    """workflow-variables.html: a JSONPath field ending in Path may reference a variable, e.g.
+    ItemBatcher's MaxItemsPerBatchPath "$batchSize"."""
+    inner = {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+             "StartAt": "X", "States": {"X": {"Type": "Pass", "End": True}}}
+    result = run({"A": {"Type": "Pass", "Assign": {"b": 2}, "Next": "M"},
+                  "M": {"Type": "Map", "ItemBatcher": {"MaxItemsPerBatchPath": "$b"}, "ItemProcessor": inner,
+                        "End": True}}, [1, 2, 3])
+    assert result.output == [{"Items": [1, 2]}, {"Items": [3]}]

@@ -70,8 +70,10 @@ def _setting(step: Step, field: str, *, integer: bool, maximum: float | None = N
     return int(value) if integer else value
 
 
-def select_and_batch(state: dict, items: list[Any], data: Any, ctx: dict, template: Template) -> list[tuple[Any, int]]:
-    """Child inputs with the number of items each carries: ItemSelector per item, then ItemBatcher."""
+def select_and_batch(state: dict, items: list[Any], data: Any, ctx: dict, template: Template,
+                     variables: Any = None) -> list[tuple[Any, int]]:
+    """Child inputs with the number of items each carries: ItemSelector per item, then ItemBatcher
+    (its ...Path fields read the state input, the context or variables)."""
     selector = state.get("ItemSelector", state.get("Parameters"))
     selected = []
     for index, value in enumerate(items):
@@ -80,8 +82,8 @@ def select_and_batch(state: dict, items: list[Any], data: Any, ctx: dict, templa
     batcher = state.get("ItemBatcher")
     if batcher is None:
         return [(value, 1) for value in selected]
-    max_items = batcher.get("MaxItemsPerBatch") or (evaluate(batcher["MaxItemsPerBatchPath"], data, ctx) if "MaxItemsPerBatchPath" in batcher else None)
-    max_bytes = batcher.get("MaxInputBytesPerBatch") or (evaluate(batcher["MaxInputBytesPerBatchPath"], data, ctx) if "MaxInputBytesPerBatchPath" in batcher else aws.MAX_PAYLOAD_BYTES)
+    max_items = batcher.get("MaxItemsPerBatch") or (evaluate(batcher["MaxItemsPerBatchPath"], data, ctx, variables) if "MaxItemsPerBatchPath" in batcher else None)
+    max_bytes = batcher.get("MaxInputBytesPerBatch") or (evaluate(batcher["MaxInputBytesPerBatchPath"], data, ctx, variables) if "MaxInputBytesPerBatchPath" in batcher else aws.MAX_PAYLOAD_BYTES)
     batch_input = template(batcher["BatchInput"], ctx) if "BatchInput" in batcher else None
     batches: list[list[Any]] = []
     size = 0
@@ -147,7 +149,7 @@ def run_map(execution: ExecutionPort, step: Step) -> Any:
 
     max_concurrency = int(_setting(step, "MaxConcurrency", integer=True) or 0)
     if not distributed:
-        inputs = [value for value, _ in select_and_batch(state, _items(step), data, ctx, template)]
+        inputs = [value for value, _ in select_and_batch(state, _items(step), data, ctx, template, step.variables)]
         workers = max(1, min(len(inputs), max_concurrency or len(inputs) or 1))
         execution.history.add("MapStateStarted", {"length": len(inputs)})
         return _run_inline(execution, step, machine, inputs, workers)
@@ -242,8 +244,9 @@ class MapRun:
         history.add("MapRunStarted", {"mapRunArn": self.arn})
         try:
             if items is None:
-                items = read_from_s3(self.execution.s3, self.name, self.state["ItemReader"], data, ctx)
-            inputs = select_and_batch(self.state, items, data, ctx, template)
+                items = read_from_s3(self.execution.s3, self.name, self.state["ItemReader"], data, ctx,
+                                     self.step.variables)
+            inputs = select_and_batch(self.state, items, data, ctx, template, self.step.variables)
         except E.StatesError as exc:
             self._record()
             return self._fail(exc.error, exc.cause)
