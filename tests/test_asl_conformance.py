@@ -341,3 +341,11 @@ def test_item_batcher_paths_may_read_variables():
                   "M": {"Type": "Map", "ItemBatcher": {"MaxItemsPerBatchPath": "$b"}, "ItemProcessor": inner,
                         "End": True}}, [1, 2, 3])
     assert result.output == [{"Items": [1, 2]}, {"Items": [3]}]
+
+
+def test_a_missing_parameters_path_cause_matches_aws():
+    """amazon-states-language-paths.html; the cause as AWS records it (AWS Step Functions workshop,
+    "Check Address"): prefix, path, field, and the input as compact JSON."""
+    result = passes({"address.$": "$.application.address"}, {"flagged": False})
+    assert result.cause == at("P", "The JSONPath '$.application.address' specified for the field 'address.$' "
+                                   "could not be found in the input '{\"flagged\":false}'")

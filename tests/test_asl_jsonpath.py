@@ -48,7 +48,7 @@ def test_a_missing_definite_path_is_a_runtime_error():
     result = passes({"v.$": "$.nope"}, {"a": 1})
     assert result.status == "FAILED" and result.error == "States.Runtime"
     assert result.cause == ("An error occurred while executing the state 'P' (entered at the event id #2). "
-                            "The JSONPath '$.nope' specified for the field 'v.$' could not be found in the input '{\"a\": 1}'")
+                            "The JSONPath '$.nope' specified for the field 'v.$' could not be found in the input '{\"a\":1}'")
 
 
 def test_history_carries_compact_json_and_assigned_variables():

@@ -205,7 +205,7 @@ def is_path_value_present(path: str, data: Any, context: Any = None, variables: 
 def _missing(path: str, field: str | None, data: Any) -> StatesError:
     where = f" specified for the field '{field}'" if field else ""
     return StatesError(RUNTIME, f"The JSONPath '{path}'{where} could not be found in the input "
-                                f"'{json.dumps(data, default=str)}'")
+                                f"'{json.dumps(data, default=str, separators=(',', ':'), ensure_ascii=False)}'")
 
 
 def _short(value: Any) -> str:
