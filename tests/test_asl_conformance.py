@@ -349,3 +349,16 @@ def test_a_missing_parameters_path_cause_matches_aws():
     result = passes({"address.$": "$.application.address"}, {"flagged": False})
     assert result.cause == at("P", "The JSONPath '$.application.address' specified for the field 'address.$' "
                                    "could not be found in the input '{\"flagged\":false}'")
+
+
+def test_states_runtime_in_a_branch_fails_the_execution_without_state_failure_events():
+    """concepts-error-handling.html (States.Runtime always fails the execution); history as AWS
+    records it: ExecutionStarted, ParallelStateEntered, ParallelStateStarted, PassStateEntered,
+    ExecutionFailed, with the cause naming the branch state."""
+    branch = {"StartAt": "Fast", "States": {"Fast": {"Type": "Pass", "Parameters": {"m.$": "$.nope"}, "End": True}}}
+    result = run({"P": {"Type": "Parallel", "Branches": [branch], "End": True}}, {"x": "a"})
+    assert [e["type"] for e in result.history] == ["ExecutionStarted", "ParallelStateEntered", "ParallelStateStarted",
+                                                   "PassStateEntered", "ExecutionFailed"]
+    assert result.cause == ("An error occurred while executing the state 'Fast' (entered at the event id #4). "
+                            "The JSONPath '$.nope' specified for the field 'm.$' could not be found in the input "
+                            "'{\"x\":\"a\"}'")

@@ -292,7 +292,8 @@ class Execution:
                 if delay is not None:
                     self.sleep(delay)
                     continue
-                if state_type.failed_event:
+                if state_type.failed_event and exc.error != E.RUNTIME:
+                    # States.Runtime fails the execution at once: no ParallelStateFailed/MapStateFailed.
                     self.history.add(state_type.failed_event, _error_details(exc))
                 catcher = find_catcher(state, exc.error)
                 if catcher is None:

@@ -182,7 +182,8 @@ def _run_inline(execution: ExecutionPort, step: Step, machine: dict, inputs: lis
                                                    cancel)
             execution.history.add("MapIterationSucceeded", {"name": name, "index": index})
         except E.StatesError as exc:
-            execution.history.add("MapIterationFailed", {"name": name, "index": index})
+            if exc.error != E.RUNTIME:  # States.Runtime fails the execution at once, with no state events
+                execution.history.add("MapIterationFailed", {"name": name, "index": index})
             failure.append(exc)
             cancel.set()
         except E.BranchStopped:
