@@ -362,3 +362,24 @@ def test_states_runtime_in_a_branch_fails_the_execution_without_state_failure_ev
     assert result.cause == ("An error occurred while executing the state 'Fast' (entered at the event id #4). "
                             "The JSONPath '$.nope' specified for the field 'm.$' could not be found in the input "
                             "'{\"x\":\"a\"}'")
+
+
+def test_previous_event_ids_chain_through_branches_and_iterations_as_aws_records():
+    """apireference/API_HistoryEvent.html; the chain as recorded on AWS (us-east-1) for a
+    one-branch Parallel then a two-item inline Map: a branch's first state follows
+    ParallelStateStarted, each MapIterationStarted follows MapStateStarted, and the Parallel's /
+    Map's Exited event follows what its Succeeded event followed."""
+    result = run({"P": {"Type": "Parallel", "Next": "M",
+                        "Branches": [{"StartAt": "A1", "States": {"A1": {"Type": "Pass", "End": True}}}]},
+                  "M": {"Type": "Map", "ItemsPath": "$[0].items", "MaxConcurrency": 1, "End": True,
+                        "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": "I1",
+                                          "States": {"I1": {"Type": "Pass", "End": True}}}}},
+                 {"items": [1, 2]})
+    assert [e["type"] for e in result.history] == [
+        "ExecutionStarted", "ParallelStateEntered", "ParallelStateStarted", "PassStateEntered", "PassStateExited",
+        "ParallelStateSucceeded", "ParallelStateExited", "MapStateEntered", "MapStateStarted", "MapIterationStarted",
+        "PassStateEntered", "PassStateExited", "MapIterationSucceeded", "MapIterationStarted", "PassStateEntered",
+        "PassStateExited", "MapIterationSucceeded", "MapStateSucceeded", "MapStateExited", "ExecutionSucceeded"]
+    assert [e["previousEventId"] for e in result.history] == [0, 0, 2, 3, 4, 5, 5, 7, 8, 9, 10, 11, 12, 9, 14, 15, 16,
+                                                              17, 17, 19]
+    assert result.output == [1, 2]

@@ -115,7 +115,7 @@ class Execution:
     def run(self) -> ExecutionResult:
         """Run to completion, honouring the machine-level TimeoutSeconds."""
         self.history.add("ExecutionStarted", {"input": as_json(self.input), "inputDetails": {"truncated": False},
-                                              "roleArn": aws.role_arn("lambdatwin")})
+                                              "roleArn": aws.role_arn("lambdatwin")}, advance=False)
         timeout = self.definition.get("TimeoutSeconds")
         if timeout:
             self.deadline = self.start_time + timeout
@@ -196,7 +196,7 @@ class Execution:
             own = start + max_duration_s
             child.deadline = own if child.deadline is None else min(child.deadline, own)
         run = ExecutionResult(name, arn, "SUCCEEDED", start=start, history=child.history.events)
-        child.history.add("ExecutionStarted", {"input": as_json(data), "inputDetails": {"truncated": False}})
+        child.history.add("ExecutionStarted", {"input": as_json(data), "inputDetails": {"truncated": False}}, advance=False)
         try:
             run.output = child._run_states(machine, data, item, Scope(), self.machine_language())
             child.history.add("ExecutionSucceeded", {"output": as_json(run.output), "outputDetails": {"truncated": False}},

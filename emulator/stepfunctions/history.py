@@ -60,10 +60,26 @@ class History:
         self._lock = threading.Lock()
         self._on_event = on_event
         self._clock = clock
+        self._chain = threading.local()  # per thread (branch, iteration): the event the next one follows
+
+    def follow(self, event_id: int) -> None:
+        """Make this thread's next event follow ``event_id`` (a branch or iteration starts a chain)."""
+        self._chain.last = event_id
+
+    def follow_latest(self) -> None:
+        """Make this thread's next event follow the latest one recorded (after branches joined)."""
+        with self._lock:
+            self._chain.last = len(self.events)
 
     def add(self, event_type: str, details: dict[str, Any] | None = None, previous: int | None = None,
-            final: bool = False) -> int:
+            final: bool = False, advance: bool = True) -> int:
         """Record an event; returns its id.
+
+        ``previousEventId`` chains events as GetExecutionHistory does: each follows the one before
+        it on the same thread of states (a Parallel branch's first state follows
+        ParallelStateStarted, each MapIterationStarted follows MapStateStarted); the first state's
+        StateEntered (event 2) has 0. An event with ``advance=False`` (MapStateSucceeded,
+        ParallelStateSucceeded) is not followed: the state's Exited follows what it followed.
 
         Raises:
             StatesError: States.Runtime when the history is full; a ``final`` event (the
@@ -79,8 +95,12 @@ class History:
                 raise StatesError(RUNTIME, HISTORY_LIMIT_CAUSE)
             event_id = len(self.events) + 1
             if previous is None:
+                previous = getattr(self._chain, "last", None)
+            if previous is None:
                 # GetExecutionHistory: the first state's StateEntered (id 2) has previousEventId 0.
                 previous = 0 if event_id == 2 and event_type.endswith("StateEntered") else event_id - 1
+            if advance:
+                self._chain.last = event_id
             event: dict[str, Any] = {
                 "id": event_id,
                 "previousEventId": previous,

@@ -151,8 +151,8 @@ def run_map(execution: ExecutionPort, step: Step) -> Any:
     if not distributed:
         inputs = [value for value, _ in select_and_batch(state, _items(step), data, ctx, template, step.variables)]
         workers = max(1, min(len(inputs), max_concurrency or len(inputs) or 1))
-        execution.history.add("MapStateStarted", {"length": len(inputs)})
-        return _run_inline(execution, step, machine, inputs, workers)
+        started = execution.history.add("MapStateStarted", {"length": len(inputs)})
+        return _run_inline(execution, step, machine, inputs, workers, started)
     tolerance = (_setting(step, "ToleratedFailurePercentage", integer=False, maximum=100),
                  _setting(step, "ToleratedFailureCount", integer=True))
     items = None if "ItemReader" in state else _items(step)
@@ -167,7 +167,9 @@ def run_map_state(execution: ExecutionPort, step: Step) -> Outcome:
     return Outcome(run_map(execution, step))
 
 
-def _run_inline(execution: ExecutionPort, step: Step, machine: dict, inputs: list[Any], workers: int) -> list[Any]:
+def _run_inline(execution: ExecutionPort, step: Step, machine: dict, inputs: list[Any], workers: int,
+                started: int) -> list[Any]:
+    """Run the iterations; each MapIterationStarted follows MapStateStarted (``started``)."""
     name = step.name
     results: list[Any] = [None] * len(inputs)
     failure: list[E.StatesError] = []
@@ -176,7 +178,7 @@ def _run_inline(execution: ExecutionPort, step: Step, machine: dict, inputs: lis
     def run(index: int) -> None:
         if failure or execution.stop.is_set():
             return
-        execution.history.add("MapIterationStarted", {"name": name, "index": index})
+        execution.history.add("MapIterationStarted", {"name": name, "index": index}, previous=started)
         try:
             results[index] = execution.run_machine(machine, inputs[index], {"Index": index, "Value": inputs[index]}, step,
                                                    cancel)
@@ -190,9 +192,10 @@ def _run_inline(execution: ExecutionPort, step: Step, machine: dict, inputs: lis
             execution.history.add("MapIterationAborted", {"name": name, "index": index})
 
     _run_pool(run, len(inputs), workers)
+    execution.history.follow_latest()
     if failure:
         raise failure[0]  # the engine records MapStateFailed once, when no retry is left
-    execution.history.add("MapStateSucceeded")
+    execution.history.add("MapStateSucceeded", advance=False)
     return results
 
 
