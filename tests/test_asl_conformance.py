@@ -383,3 +383,76 @@ def test_previous_event_ids_chain_through_branches_and_iterations_as_aws_records
     assert [e["previousEventId"] for e in result.history] == [0, 0, 2, 3, 4, 5, 5, 7, 8, 9, 10, 11, 12, 9, 14, 15, 16,
                                                               17, 17, 19]
     assert result.output == [1, 2]
+
+
+# -- branch histories as AWS records them (GetExecutionHistory, us-east-1, via another emulator's
+#    AWS-verified tests) ----------------------------------------------------------------------
+
+def test_a_choice_without_a_match_or_default_fails_with_states_runtime():
+    """state-choice.html names States.NoChoiceMatched, but AWS records States.Runtime with the cause
+    "Failed to transition out of the state. The state does not point to a next state."."""
+    result = run({"C": {"Type": "Choice", "Choices": [{"Variable": "$.x", "StringEquals": "never", "Next": "D"}]},
+                  "D": {"Type": "Pass", "End": True}}, {"x": "a"})
+    assert [e["type"] for e in result.history] == ["ExecutionStarted", "ChoiceStateEntered", "ExecutionFailed"]
+    assert (result.error, result.cause) == ("States.Runtime", at(
+        "C", "Failed to transition out of the state. The state does not point to a next state."))
+
+
+def test_a_fail_state_in_a_branch_leaves_a_detail_free_parallel_state_failed():
+    """A Fail in a branch: FailStateEntered, ParallelStateFailed (no details), ExecutionFailed with
+    the Fail state's own error and cause."""
+    branch = {"StartAt": "Boom", "States": {"Boom": {"Type": "Fail", "Error": "MyError", "Cause": "my cause"}}}
+    result = run({"P": {"Type": "Parallel", "Branches": [branch], "End": True}}, {"x": "a"})
+    types = [e["type"] for e in result.history]
+    assert types == ["ExecutionStarted", "ParallelStateEntered", "ParallelStateStarted", "FailStateEntered",
+                     "ParallelStateFailed", "ExecutionFailed"]
+    assert [e["previousEventId"] for e in result.history] == [0, 0, 2, 3, 4, 5]
+    assert set(result.history[4]) == {"id", "previousEventId", "timestamp", "type"}
+    assert (result.error, result.cause) == ("MyError", "my cause")
+
+
+def test_a_failed_map_iteration_is_passed_by_and_evaluation_failed_carries_the_prefixed_cause():
+    """An inline Map iteration failing on a JSONata undefined: EvaluationFailed (cause with the
+    state prefix, location), MapIterationFailed, MapStateFailed pointing at the same event as
+    MapIterationFailed, ExecutionFailed."""
+    result = run({"M": {"Type": "Map", "Items": "{% $states.input.items %}", "MaxConcurrency": 1, "End": True,
+                        "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": "Undef", "States": {
+                            "Undef": {"Type": "Pass", "Output": {"v": "{% $states.input.missing %}"}, "End": True}}}}},
+                 {"items": [1, 2]}, QueryLanguage="JSONata")
+    assert [e["type"] for e in result.history] == [
+        "ExecutionStarted", "MapStateEntered", "MapStateStarted", "MapIterationStarted", "PassStateEntered",
+        "EvaluationFailed", "MapIterationFailed", "MapStateFailed", "ExecutionFailed"]
+    assert [e["previousEventId"] for e in result.history] == [0, 0, 2, 3, 4, 5, 6, 6, 8]
+    cause = ("An error occurred while executing the state 'Undef' (entered at the event id #5). The JSONata "
+             "expression '$states.input.missing' specified for the field 'Output/v' returned nothing (undefined).")
+    assert result.history[5]["evaluationFailedEventDetails"] == {
+        "state": "Undef", "error": "States.QueryEvaluationError", "cause": cause, "location": "Output/v"}
+    assert result.cause == cause
+
+
+def test_a_task_failure_ending_a_branch_is_recorded_as_aborted():
+    """A Task whose (uncaught) failure ends its branch: TaskFailed, TaskStateAborted (no details,
+    passed by), ParallelStateFailed, then the Parallel's Catch: ParallelStateExited."""
+    fns = FunctionTable(f=fails_with("MyError", "nope"))
+    branch = {"StartAt": "Send", "States": {"Send": {"Type": "Task", "Resource": LAMBDA_INVOKE,
+                                                     "Parameters": {"FunctionName": "f"}, "End": True}}}
+    result = run({"P": {"Type": "Parallel", "Branches": [branch], "End": True,
+                        "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Handled"}]},
+                  "Handled": {"Type": "Pass", "End": True}}, {"x": "a"}, fns)
+    assert [e["type"] for e in result.history] == [
+        "ExecutionStarted", "ParallelStateEntered", "ParallelStateStarted", "TaskStateEntered", "TaskScheduled",
+        "TaskStarted", "TaskFailed", "TaskStateAborted", "ParallelStateFailed", "ParallelStateExited",
+        "PassStateEntered", "PassStateExited", "ExecutionSucceeded"]
+    assert [e["previousEventId"] for e in result.history] == [0, 0, 2, 3, 4, 5, 6, 7, 7, 9, 10, 11, 12]
+
+
+def test_a_distributed_map_exits_from_its_map_run_started_event():
+    """Distributed Map: MapStateStarted, MapRunStarted, MapRunSucceeded, MapStateSucceeded, and
+    MapStateExited pointing at MapRunStarted (both Succeeded events are passed by)."""
+    inner = {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+             "StartAt": "I1", "States": {"I1": {"Type": "Pass", "End": True}}}
+    result = run({"D": {"Type": "Map", "ItemsPath": "$.items", "ItemProcessor": inner, "End": True}}, {"items": [1, 2]})
+    assert [e["type"] for e in result.history] == [
+        "ExecutionStarted", "MapStateEntered", "MapStateStarted", "MapRunStarted", "MapRunSucceeded",
+        "MapStateSucceeded", "MapStateExited", "ExecutionSucceeded"]
+    assert [e["previousEventId"] for e in result.history] == [0, 0, 2, 3, 4, 5, 4, 7]

@@ -81,7 +81,8 @@ def test_choice_rules_and_no_match():
     assert run({"n": 1, "s": "x"}).output == "noflag"
     assert run({"n": 2, "m": 2, "s": "x", "flag": 1}).output == "same"
     failed = run({"n": 2, "m": 3, "s": "x", "flag": 1})
-    assert failed.status == "FAILED" and failed.error == "States.NoChoiceMatched"
+    # AWS records States.Runtime ("Failed to transition out of the state..."), not States.NoChoiceMatched.
+    assert failed.status == "FAILED" and failed.error == "States.Runtime"
 
 
 def test_fail_state_with_cause_path_and_succeed():

@@ -249,14 +249,16 @@ class Execution:
             self.check_running()
             if cancel is not None and cancel.is_set():
                 raise E.BranchStopped(name)
-            data, name = self.run_state(name, states[name], data, item, scope, language, text)
+            data, name = self.run_state(name, states[name], data, item, scope, language, text, nested=cancel is not None)
             text = self._last_output.text
             if name is None:
                 return data
 
-    def run_state(self, name: str, state: dict[str, Any], raw: Any, item: dict | None,
-                  variables: Scope, language: str = JSONPATH, raw_text: str | None = None) -> tuple[Any, str | None]:
-        """Run one state with its Retry and Catch; returns (output, next state name or None at the end)."""
+    def run_state(self, name: str, state: dict[str, Any], raw: Any, item: dict | None, variables: Scope,
+                  language: str = JSONPATH, raw_text: str | None = None, nested: bool = False) -> tuple[Any, str | None]:
+        """Run one state with its Retry and Catch; returns (output, next state name or None at the end).
+
+        ``nested``: the state is in a Parallel branch or inline Map iteration."""
         kind = state["Type"]
         state_type = STATE_TYPES[kind]
         lang = LANGUAGES[state.get("QueryLanguage", language)]
@@ -283,20 +285,24 @@ class Execution:
                     nxt = outcome.next
                 break
             except E.StatesError as exc:
-                if exc.error == E.QUERY_EVALUATION_ERROR:
+                innermost = not exc.located  # an inner state's error is recorded and located there
+                E.locate(exc, name, entered_id)
+                if exc.error == E.QUERY_EVALUATION_ERROR and innermost:
                     self.history.add("EvaluationFailed", {"state": name, **_error_details(exc),
                                                           **({"location": exc.location} if exc.location else {})})
-                if kind != "Fail":
-                    E.locate(exc, name, entered_id)
                 delay = counter.next_delay(exc.error, self.rng)
                 if delay is not None:
                     self.sleep(delay)
                     continue
                 if state_type.failed_event and exc.error != E.RUNTIME:
                     # States.Runtime fails the execution at once: no ParallelStateFailed/MapStateFailed.
-                    self.history.add(state_type.failed_event, _error_details(exc))
+                    # The event carries no details (the error is on the next Failed/Exited event).
+                    self.history.add(state_type.failed_event)
                 catcher = find_catcher(state, exc.error)
                 if catcher is None:
+                    if kind == "Task" and nested and exc.error != E.RUNTIME:
+                        # A task whose failure ends its Parallel branch or Map iteration is aborted.
+                        self.history.add("TaskStateAborted", advance=False)
                     raise
                 error_output = {"Error": exc.error, "Cause": exc.cause}
                 output = lang.caught(step, catcher, error_output)

@@ -2,7 +2,8 @@
 
 Rules: https://docs.aws.amazon.com/step-functions/latest/dg/state-pass.html (``Result``, else
 the ``Parameters`` output, else the input), state-choice.html (first matching rule wins, else
-``Default``, else ``States.NoChoiceMatched``; the state's ``Assign`` always applies and a matched
+``Default``, else a failure: ``States.Runtime`` "Failed to transition out of the state..." as AWS
+records it, where the spec names ``States.NoChoiceMatched``; the state's ``Assign`` always applies and a matched
 rule's own ``Assign`` too; a matched JSONata rule's ``Output`` replaces the state's),
 state-wait.html (``Seconds`` an integer from 0 to 99999999; ``Timestamp`` an RFC 3339 time with
 ``T`` and a zone, e.g. ``2016-03-14T01:59:00Z``), state-succeed.html, state-fail.html (``Error``
@@ -37,7 +38,9 @@ def run_choice(execution: ExecutionPort, step: Step) -> Outcome:
             return Outcome(step.input, rule["Next"], chooses_next=True, assign=rule.get("Assign"), overrides=overrides)
     default = step.state.get("Default")
     if default is None:
-        raise E.StatesError(E.NO_CHOICE, f"No Choice rule matched in state {step.name!r} and it has no Default")
+        # AWS fails the execution with States.Runtime here (recorded on AWS), not the
+        # States.NoChoiceMatched that the States Language spec names.
+        raise E.StatesError(E.RUNTIME, "Failed to transition out of the state. The state does not point to a next state.")
     return Outcome(step.input, default, chooses_next=True)
 
 
@@ -123,4 +126,6 @@ def _fail_field(step: Step, field: str) -> str | None:
 
 def run_fail(execution: ExecutionPort, step: Step) -> Outcome:
     """Fail: ends the execution with ``Error`` and ``Cause`` (each may be absent)."""
-    raise E.StatesError(_fail_field(step, "Error"), _fail_field(step, "Cause"))
+    failure = E.StatesError(_fail_field(step, "Error"), _fail_field(step, "Cause"))
+    failure.located = True  # the Fail state's own error and cause, never prefixed
+    raise failure

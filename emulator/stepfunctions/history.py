@@ -61,15 +61,16 @@ class History:
         self._on_event = on_event
         self._clock = clock
         self._chain = threading.local()  # per thread (branch, iteration): the event the next one follows
+        self._last_advanced = 0  # the latest event that a following event may point at
 
     def follow(self, event_id: int) -> None:
         """Make this thread's next event follow ``event_id`` (a branch or iteration starts a chain)."""
         self._chain.last = event_id
 
     def follow_latest(self) -> None:
-        """Make this thread's next event follow the latest one recorded (after branches joined)."""
+        """Make this thread's next event follow the latest chained event (after branches joined)."""
         with self._lock:
-            self._chain.last = len(self.events)
+            self._chain.last = self._last_advanced
 
     def add(self, event_type: str, details: dict[str, Any] | None = None, previous: int | None = None,
             final: bool = False, advance: bool = True) -> int:
@@ -79,7 +80,8 @@ class History:
         it on the same thread of states (a Parallel branch's first state follows
         ParallelStateStarted, each MapIterationStarted follows MapStateStarted); the first state's
         StateEntered (event 2) has 0. An event with ``advance=False`` (MapStateSucceeded,
-        ParallelStateSucceeded) is not followed: the state's Exited follows what it followed.
+        ParallelStateSucceeded, MapIterationFailed, MapRunSucceeded, TaskStateAborted) is not
+        followed: the next event follows what it followed.
 
         Raises:
             StatesError: States.Runtime when the history is full; a ``final`` event (the
@@ -101,6 +103,7 @@ class History:
                 previous = 0 if event_id == 2 and event_type.endswith("StateEntered") else event_id - 1
             if advance:
                 self._chain.last = event_id
+                self._last_advanced = event_id
             event: dict[str, Any] = {
                 "id": event_id,
                 "previousEventId": previous,

@@ -185,7 +185,7 @@ def _run_inline(execution: ExecutionPort, step: Step, machine: dict, inputs: lis
             execution.history.add("MapIterationSucceeded", {"name": name, "index": index})
         except E.StatesError as exc:
             if exc.error != E.RUNTIME:  # States.Runtime fails the execution at once, with no state events
-                execution.history.add("MapIterationFailed", {"name": name, "index": index})
+                execution.history.add("MapIterationFailed", {"name": name, "index": index}, advance=False)
             failure.append(exc)
             cancel.set()
         except E.BranchStopped:
@@ -282,8 +282,9 @@ class MapRun:
                 record["execution_counts"]["resultsWritten"] = sum(1 for c in written if "start" in c)
         if self.exceeded(self._failed_items):
             return self._fail(E.EXCEED_TOLERATED, EXCEEDED_CAUSE)
-        history.add("MapRunSucceeded")
-        history.add("MapStateSucceeded")
+        # As AWS records: MapStateSucceeded follows MapRunSucceeded, MapStateExited follows MapRunStarted.
+        run_succeeded = history.add("MapRunSucceeded", advance=False)
+        history.add("MapStateSucceeded", previous=run_succeeded, advance=False)
         return result if writer is not None else compact(self.children)
 
     def _fail(self, error: str, cause: str) -> Any:
