@@ -456,3 +456,15 @@ def test_a_distributed_map_exits_from_its_map_run_started_event():
         "ExecutionStarted", "MapStateEntered", "MapStateStarted", "MapRunStarted", "MapRunSucceeded",
         "MapStateSucceeded", "MapStateExited", "ExecutionSucceeded"]
     assert [e["previousEventId"] for e in result.history] == [0, 0, 2, 3, 4, 5, 4, 7]
+
+
+def test_an_index_past_the_end_is_null_in_a_template_but_missing_as_an_intrinsic_argument():
+    """amazon-states-language-paths.html; as recorded on AWS (us-east-1): "idx.$": "$.items[5]"
+    resolves to null and the state succeeds, while the same path as an intrinsic argument fails
+    with States.Runtime, the cause naming the call as written and the argument."""
+    assert passes({"idx.$": "$.items[5]"}, {"items": [1, 2]}).output == {"idx": None}
+    result = passes({"v.$": "States.Format('{}', $.items[5])"}, {"items": [1, 2]})
+    assert (result.error, result.cause) == ("States.Runtime", at(
+        "P", "The function 'States.Format('{}', $.items[5])' had the following error: The JsonPath argument for "
+             "the field '$.items[5]' could not be found in the input '{\"items\":[1,2]}'"))
+    assert passes({"v.$": "States.Format('{}', $.nul)"}, {"nul": None}).output == {"v": "null"}

@@ -22,7 +22,7 @@ import re
 import uuid
 from typing import Any, Callable
 
-from emulator.stepfunctions.errors import INTRINSIC_FAILURE, StatesError
+from emulator.stepfunctions.errors import INTRINSIC_FAILURE, RUNTIME, StatesError
 from emulator.stepfunctions.paths import PathSyntaxError, check_path, evaluate
 
 _NAME = re.compile(r"States\.[A-Za-z0-9]+")
@@ -110,7 +110,13 @@ class _Parser:
                 except PathSyntaxError as exc:
                     raise self.fail(str(exc)) from exc
                 return None
-            return evaluate(m.group(0), self.data, self.context, self.variables)
+            try:
+                return evaluate(m.group(0), self.data, self.context, self.variables)
+            except StatesError as exc:
+                # AWS's cause names the whole call as written and the argument that is missing.
+                raise StatesError(RUNTIME, f"The function '{self.text}' had the following error: The JsonPath argument "
+                                           f"for the field '{m.group(0)}' could not be found in the input "
+                                           f"'{json.dumps(self.data, separators=(',', ':'), ensure_ascii=False)}'") from exc
         if self.text.startswith("States.", self.pos):
             return self.call()
         for word, value in (("null", None), ("true", True), ("false", False)):

@@ -139,7 +139,8 @@ def _missing_variable(path: str) -> Any:
     raise StatesError(RUNTIME, f"The JSONPath '{path}' references a variable that is not defined")
 
 
-def evaluate(path: str, data: Any, context: Any = None, variables: Any = None, field: str | None = None) -> Any:
+def evaluate(path: str, data: Any, context: Any = None, variables: Any = None, field: str | None = None,
+             past_end_is_null: bool = False) -> Any:
     """The value at ``path`` in ``data`` (``$``), ``context`` (``$$``) or a variable (``$name``).
 
     A definite path that does not exist raises States.Runtime, as AWS does; an indefinite
@@ -148,13 +149,15 @@ def evaluate(path: str, data: Any, context: Any = None, variables: Any = None, f
 
     ``field`` names the field the path came from, for AWS's error cause ("The JSONPath '$.x'
     specified for the field 'x.$' could not be found in the input '{...}'").
+    ``past_end_is_null``: an index past the end of an array gives null (a payload template's
+    ``"x.$": "$.items[5]"`` on AWS); otherwise it is missing (an intrinsic's argument on AWS).
 
     Raises:
         StatesError: States.Runtime for a missing definite path or an unparseable path.
     """
     inner, function = _strip_length(path)
     if function:
-        return _apply_function(function, path, evaluate(inner, data, context, variables, field))
+        return _apply_function(function, path, evaluate(inner, data, context, variables, field, past_end_is_null))
     try:
         root, rest = split_root(path)
         extended = bool(_EXTENDED.search(rest))
@@ -181,6 +184,9 @@ def evaluate(path: str, data: Any, context: Any = None, variables: Any = None, f
             elif kind == "index":
                 if not isinstance(value, list) or not -len(value) <= arg < len(value):
                     if multi:
+                        continue
+                    if isinstance(value, list) and past_end_is_null:
+                        nxt.append(None)
                         continue
                     raise _missing(path, field, base)
                 nxt.append(value[arg])
