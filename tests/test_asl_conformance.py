@@ -468,3 +468,12 @@ def test_an_index_past_the_end_is_null_in_a_template_but_missing_as_an_intrinsic
         "P", "The function 'States.Format('{}', $.items[5])' had the following error: The JsonPath argument for "
              "the field '$.items[5]' could not be found in the input '{\"items\":[1,2]}'"))
     assert passes({"v.$": "States.Format('{}', $.nul)"}, {"nul": None}).output == {"v": "null"}
+
+
+def test_a_missing_fail_error_path_names_the_field():
+    """state-fail.html: ErrorPath/CausePath are paths; a missing one is States.Runtime whose cause
+    names the field ('ErrorPath'), like any missing path."""
+    result = run({"Boom": {"Type": "Fail", "ErrorPath": "$.nope"}}, {"other": 1})
+    assert (result.error, result.cause) == ("States.Runtime", at(
+        "Boom", "The JSONPath '$.nope' specified for the field 'ErrorPath' could not be found in the input "
+                "'{\"other\":1}'"))

@@ -28,6 +28,7 @@ from emulator.contracts import aws
 import emulator.stepfunctions.errors as E
 from emulator.stepfunctions.choice import evaluate_rule
 from emulator.stepfunctions.expressions import resolve
+from emulator.stepfunctions.intrinsics import call_intrinsic, is_intrinsic
 from emulator.stepfunctions.paths import apply_input_path, apply_result_path, evaluate
 from emulator.stepfunctions.port import Language, Step
 from emulator.stepfunctions.templates import resolve_template
@@ -100,9 +101,13 @@ class JSONPathLanguage:
         """``ItemsPath`` (default ``$``) in the effective input."""
         return evaluate(step.state.get("ItemsPath", "$"), step.input, step.ctx, step.variables, "ItemsPath")
 
-    def path(self, step: Step, path: str, data: Any = None) -> Any:
-        """A path or intrinsic against ``data`` (default: the effective input)."""
-        return resolve_template({"v.$": path}, step.input if data is None else data, step.ctx, step.variables)["v"]
+    def path(self, step: Step, path: str, data: Any = None, field: str = "v") -> Any:
+        """A path or intrinsic against ``data`` (default: the effective input); ``field``
+        (e.g. ``ErrorPath``) is named in the cause when the path is missing."""
+        data = step.input if data is None else data
+        if is_intrinsic(path):
+            return call_intrinsic(path, data, step.ctx, step.variables)
+        return evaluate(path, data, step.ctx, step.variables, field)
 
     def condition(self, step: Step, rule: dict[str, Any]) -> bool:
         """Whether a Choice rule matches."""
@@ -177,7 +182,7 @@ class JSONataLanguage:
             return step.raw
         return resolve(step.state["Items"], self.bindings(step), "Items")
 
-    def path(self, step: Step, path: str, data: Any = None) -> Any:
+    def path(self, step: Step, path: str, data: Any = None, field: str = "v") -> Any:
         """An expression (JSONata states have no paths)."""
         return resolve(path, self.bindings(step))
 

@@ -114,7 +114,7 @@ def run_succeed(execution: ExecutionPort, step: Step) -> Outcome:
 def _fail_field(step: Step, field: str) -> str | None:
     state = step.state
     if f"{field}Path" in state:
-        value = step.lang.path(step, state[f"{field}Path"], step.raw)
+        value = step.lang.path(step, state[f"{field}Path"], step.raw, f"{field}Path")
     elif field in state:
         value = step.lang.value(step, field)
     else:

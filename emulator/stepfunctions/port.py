@@ -108,7 +108,7 @@ class Language(Protocol):
     def items(self, step: "Step") -> Any:
         """A Map's items in the state's input: ``ItemsPath`` or ``Items``."""
 
-    def path(self, step: "Step", path: str, data: Any = None) -> Any:
+    def path(self, step: "Step", path: str, data: Any = None, field: str = "v") -> Any:
         """A path or intrinsic (JSONPath) or an expression (JSONata)."""
 
     def condition(self, step: "Step", rule: dict[str, Any]) -> bool:
