@@ -477,3 +477,10 @@ def test_a_missing_fail_error_path_names_the_field():
     assert (result.error, result.cause) == ("States.Runtime", at(
         "Boom", "The JSONPath '$.nope' specified for the field 'ErrorPath' could not be found in the input "
                 "'{\"other\":1}'"))
+
+
+def test_a_machine_without_a_terminal_state_is_rejected():
+    """states-language.net (a state machine ends at a terminal state: End, Succeed or Fail); AWS
+    rejects a definition none of whose states can end it (MISSING_END_STATE)."""
+    with pytest.raises(DefinitionError):
+        StateMachine({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B"}, "B": {"Type": "Pass", "Next": "A"}}})

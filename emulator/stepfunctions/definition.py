@@ -145,6 +145,10 @@ def validate_machine(machine: Any, types: Mapping[str, StateType], where: str = 
         if len(name) > MAX_STATE_NAME:
             raise _err(name[:40] + "...", "name", f"state names are at most {MAX_STATE_NAME} characters")
         _validate_state(name, state, _Scope(states, types, _state_language(name, state, language), outer, language))
+    if not any(isinstance(st, dict) and (st.get("End") is True or st.get("Type") in ("Succeed", "Fail"))
+               for st in states.values()):
+        # AWS: MISSING_END_STATE, a workflow that can never end.
+        raise DefinitionError(f"{where}: no state ends it (give a state \"End\": true, or a Succeed or Fail state)")
     unreachable = [name for name in states if name not in _reachable(start, states)]
     if unreachable:
         raise _err(unreachable[0], "name", f"the state is not reachable from StartAt {start!r} in {where}")
