@@ -484,3 +484,12 @@ def test_a_machine_without_a_terminal_state_is_rejected():
     rejects a definition none of whose states can end it (MISSING_END_STATE)."""
     with pytest.raises(DefinitionError):
         StateMachine({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B"}, "B": {"Type": "Pass", "Next": "A"}}})
+
+
+@pytest.mark.parametrize("call", ["States.JsonMerge($.a, $.b, 0)", "States.JsonMerge($.l, $.b, false)",
+                                  "States.JsonMerge($.a, $.b, true)"])
+def test_json_merge_takes_two_objects_and_false(call):
+    """intrinsic-functions.html (States.JsonMerge): two JSON objects and a boolean, which must be
+    false (Step Functions merges shallowly only)."""
+    result = passes({"v.$": call}, {"a": {"x": 1}, "b": {"y": 2}, "l": [1]})
+    assert result.error == "States.IntrinsicFailure"

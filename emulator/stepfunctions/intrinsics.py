@@ -280,7 +280,9 @@ def _hash(data: Any, algorithm: str) -> str:
     return algorithms[algorithm](_limited(data).encode()).hexdigest()
 
 
-def _merge(a: dict, b: dict, deep: bool) -> dict:
+def _merge(a: Any, b: Any, deep: Any) -> dict:
+    if not isinstance(a, dict) or not isinstance(b, dict) or not isinstance(deep, bool):
+        raise ValueError("States.JsonMerge needs two JSON objects and a boolean")
     if deep:
         raise ValueError("States.JsonMerge supports shallow merge only (third argument false), as AWS does")
     return {**a, **b}
