@@ -493,3 +493,20 @@ def test_json_merge_takes_two_objects_and_false(call):
     false (Step Functions merges shallowly only)."""
     result = passes({"v.$": call}, {"a": {"x": 1}, "b": {"y": 2}, "l": [1]})
     assert result.error == "States.IntrinsicFailure"
+
+
+@pytest.mark.parametrize("result_path,data", [("$.x", "just-a-string"), ("$.a.b.c", {"a": {"b": 1}}),
+                                              ("$.l[5]", {"l": [0]})])
+def test_a_result_path_that_does_not_fit_the_input_is_a_catchable_match_failure(result_path, data):
+    """concepts-error-handling.html: States.ResultPathMatchFailure when a ResultPath cannot be
+    applied to the state's input (a field of a non-object, an index outside an array); like any
+    error other than States.Runtime it can be caught."""
+    failed = run({"P": {"Type": "Pass", "Result": 1, "ResultPath": result_path, "End": True}}, data)
+    assert failed.error == "States.ResultPathMatchFailure"
+    branch = {"StartAt": "B", "States": {"B": {"Type": "Pass", "End": True}}}
+    caught = run({"P": {"Type": "Parallel", "Branches": [branch], "ResultPath": result_path, "End": True,
+                        "Catch": [{"ErrorEquals": ["States.ResultPathMatchFailure"], "Next": "R"}]},
+                  "R": {"Type": "Pass", "End": True}}, data)
+    assert caught.status == "SUCCEEDED"
+    assert run({"P": {"Type": "Pass", "Result": 1, "ResultPath": "$.new.deep", "End": True}}, {}).output == \
+        {"new": {"deep": 1}}

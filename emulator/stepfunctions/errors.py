@@ -50,6 +50,8 @@ EXCEED_TOLERATED = "States.ExceedToleratedFailureThreshold"
 BRANCH_FAILED = "States.BranchFailed"
 DATA_LIMIT_EXCEEDED = aws.STATES_DATA_LIMIT_EXCEEDED
 QUERY_EVALUATION_ERROR = "States.QueryEvaluationError"
+# concepts-error-handling.html: "a state's ResultPath field cannot be applied to the input the state received".
+RESULT_PATH_MATCH_FAILURE = "States.ResultPathMatchFailure"
 # Not matched by States.ALL or States.TaskFailed.
 TERMINAL = {RUNTIME, DATA_LIMIT_EXCEEDED}
 # AWS's cause when a Standard execution's history reaches its quota.
@@ -72,7 +74,7 @@ def matches(error_equals: list[str], error: str | None) -> bool:
 
 # Errors the interpreter raises itself (not a task's or a Fail state's), whose cause AWS prefixes
 # with the state that raised them.
-INTERPRETER_ERRORS = {RUNTIME, QUERY_EVALUATION_ERROR, INTRINSIC_FAILURE}
+INTERPRETER_ERRORS = {RUNTIME, QUERY_EVALUATION_ERROR, INTRINSIC_FAILURE, RESULT_PATH_MATCH_FAILURE}
 
 
 def locate(exc: StatesError, state: str, entered_event_id: int) -> None:

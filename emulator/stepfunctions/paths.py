@@ -21,7 +21,7 @@ from typing import Any
 
 import jsonpath_ng.ext
 
-from emulator.stepfunctions.errors import RUNTIME, StatesError
+from emulator.stepfunctions.errors import RESULT_PATH_MATCH_FAILURE, RUNTIME, StatesError
 
 _TOKEN = re.compile(r"""\.(?P<name>[^.\[\]]+)|\[\s*(?:'(?P<qs>[^']*)'|"(?P<qd>[^"]*)"|(?P<idx>-?\d+)|(?P<star>\*)|(?P<slice>-?\d*:-?\d*))\s*\]|\.\*""")
 
@@ -227,11 +227,13 @@ def apply_input_path(path: str | None, data: Any, context: Any, variables: Any =
 
 
 def apply_result_path(result_path: str | None, state_input: Any, result: Any) -> Any:
-    """ResultPath: where the result goes in (a copy of) the state input.
+    """ResultPath: where the result goes in (a copy of) the state input; missing objects on the
+    way are created.
 
     Raises:
-        StatesError: States.Runtime when the path cannot be applied to the input (an index
-            into an object or past an array's end, a field of a non-object).
+        StatesError: States.ResultPathMatchFailure when the path cannot be applied to the input
+            (a field of a non-object, an index into a non-array or past its end), as
+            concepts-error-handling.html defines it (catchable).
     """
     if result_path is None:
         return copy.deepcopy(state_input)
@@ -242,24 +244,22 @@ def apply_result_path(result_path: str | None, state_input: Any, result: Any) ->
         return result
     out = copy.deepcopy(state_input)
     node = out
+
+    def mismatch(why: str) -> StatesError:
+        return StatesError(RESULT_PATH_MATCH_FAILURE,
+                           f"Unable to apply ResultPath {result_path!r} to input {_short(state_input)}: {why}")
+
     for position, (kind, key) in enumerate(steps):
         last = position == len(steps) - 1
         if kind == "index":
             if not isinstance(node, list) or not -len(node) <= key < len(node):
-                raise StatesError(RUNTIME, f"Unable to apply ResultPath {result_path!r} to input {_short(state_input)}: "
-                                           f"index [{key}] is not an element of an array")
-            if last:
-                node[key] = result
-            else:
-                node = node[key]
-            continue
-        if not isinstance(node, dict):
-            raise StatesError(RUNTIME, f"Unable to apply ResultPath {result_path!r} to input {_short(state_input)}: "
-                                       f"{key!r} is not a field of an object")
+                raise mismatch(f"index [{key}] is not an element of an array")
+        elif not isinstance(node, dict):
+            raise mismatch(f"{key!r} is not a field of an object")
+        elif key not in node and not last:
+            node[key] = {}
         if last:
             node[key] = result
         else:
-            if key not in node or not isinstance(node[key], (dict, list)):
-                node[key] = {}
             node = node[key]
     return out
