@@ -231,8 +231,9 @@ def test_map_items_not_an_array_fails():
 
 def test_parallel_arguments_and_output():
     """state-parallel.html: Arguments is each branch's input; Output sees $states.result (the branch outputs)."""
-    branch = {"StartAt": "B", "States": {"B": {"Type": "Pass", "Output": "{% $states.input.k %}", "End": True}}}
-    result = jsonata({"Par": {"Type": "Parallel", "Arguments": {"k": "{% $states.input.v %}"}, "Branches": [branch, branch],
+    def branch(name):  # state names are unique in the whole machine
+        return {"StartAt": name, "States": {name: {"Type": "Pass", "Output": "{% $states.input.k %}", "End": True}}}
+    result = jsonata({"Par": {"Type": "Parallel", "Arguments": {"k": "{% $states.input.v %}"}, "Branches": [branch("B1"), branch("B2")],
                               "Output": "{% $sum($states.result) %}", "End": True}}, {"v": 4})
     assert result.output == 8
 

@@ -47,7 +47,8 @@ def test_a_missing_definite_path_is_a_runtime_error():
     names the path and the field."""
     result = passes({"v.$": "$.nope"}, {"a": 1})
     assert result.status == "FAILED" and result.error == "States.Runtime"
-    assert result.cause == "The JSONPath '$.nope' specified for the field 'v.$' could not be found in the input '{\"a\": 1}'"
+    assert result.cause == ("An error occurred while executing the state 'P' (entered at the event id #2). "
+                            "The JSONPath '$.nope' specified for the field 'v.$' could not be found in the input '{\"a\":1}'")
 
 
 def test_history_carries_compact_json_and_assigned_variables():
@@ -359,10 +360,11 @@ def test_a_timeout_has_no_cause():
 
 # -- robustness: errors, never crashes ----------------------------------------------------------
 
-def test_result_path_indexing_into_an_object_is_a_runtime_error():
-    """input-output-resultpath.html: a ResultPath that cannot be applied to the input fails with States.Runtime."""
+def test_result_path_indexing_into_an_object_is_a_result_path_match_failure():
+    """concepts-error-handling.html: States.ResultPathMatchFailure, "a state's ResultPath field cannot be
+    applied to the input the state received"."""
     result = run({"P": {"Type": "Pass", "Result": 1, "ResultPath": "$.a[0]", "End": True}}, {"a": {"k": 1}})
-    assert result.status == "FAILED" and result.error == "States.Runtime"
+    assert result.status == "FAILED" and result.error == "States.ResultPathMatchFailure"
 
 
 def test_a_string_timeout_seconds_path_is_a_runtime_error():

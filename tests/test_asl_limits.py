@@ -8,7 +8,11 @@ from emulator.contracts import aws
 from emulator.contracts.lambdas import LambdaFunctionError
 from emulator.stepfunctions import StateMachine, VirtualClock
 
-LOOP = {"StartAt": "L", "States": {"L": {"Type": "Pass", "Next": "L"}}}
+# A definition needs a terminal state (AWS rejects one without: MISSING_END_STATE); this loop
+# can end, but the input never lets it.
+EXIT = {"C": {"Type": "Choice", "Choices": [{"Variable": "$.stop", "IsPresent": True, "Next": "Done"}], "Default": "L"},
+        "Done": {"Type": "Succeed"}}
+LOOP = {"StartAt": "L", "States": {"L": {"Type": "Pass", "Next": "C"}, **EXIT}}
 
 
 class Failing:
@@ -45,7 +49,9 @@ def test_a_tight_loop_stops_at_the_machine_timeout():
     longest an execution may run; past it the execution fails with States.Timeout (TIMED_OUT).
     """
     definition = {"QueryLanguage": "JSONata", "StartAt": "L", "TimeoutSeconds": 1, "States": {
-        "L": {"Type": "Pass", "Output": "{% $sum([1..500]) %}", "Next": "L"}}}
+        "L": {"Type": "Pass", "Output": "{% $sum([1..500]) %}", "Next": "C"},
+        "C": {"Type": "Choice", "Choices": [{"Condition": "{% false %}", "Next": "Done"}], "Default": "L"},
+        "Done": {"Type": "Succeed"}}}
     started = time.monotonic()
     result = StateMachine(definition).execute({}, invoker=None)
     assert time.monotonic() - started < 5
@@ -55,7 +61,8 @@ def test_a_tight_loop_stops_at_the_machine_timeout():
 
 
 def test_a_waiting_loop_times_out_on_the_virtual_clock():
-    definition = {"StartAt": "W", "TimeoutSeconds": 100, "States": {"W": {"Type": "Wait", "Seconds": 7, "Next": "W"}}}
+    definition = {"StartAt": "W", "TimeoutSeconds": 100, "States": {"W": {"Type": "Wait", "Seconds": 7, "Next": "C"},
+                                                                    **{**EXIT, "C": {**EXIT["C"], "Default": "W"}}}}
     result = StateMachine(definition).execute({}, invoker=None, clock=VirtualClock())
     assert result.status == "TIMED_OUT" and result.error == "States.Timeout"
     assert result.history[-1]["type"] == "ExecutionTimedOut"

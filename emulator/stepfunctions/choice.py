@@ -8,7 +8,6 @@ whose value has the operator's type (a string, number, boolean, timestamp or pat
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from datetime import datetime
 from typing import Any
@@ -30,12 +29,38 @@ OPERATORS = (
 )
 
 
+def string_matches(value: str, pattern: str) -> bool:
+    """StringMatches: ``*`` matches any run of characters; ``\\*`` is a literal ``*`` and ``\\\\`` a
+    literal backslash; every other character stands for itself (state-choice.html)."""
+    regex, i = [], 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\" and pattern[i + 1:i + 2] in ("*", "\\"):
+            regex.append(re.escape(pattern[i + 1]))
+            i += 2
+            continue
+        regex.append(".*" if ch == "*" else re.escape(ch))
+        i += 1
+    return re.fullmatch("".join(regex), value, re.DOTALL) is not None
+
+
 def _timestamp(value: Any) -> datetime | None:
     return parse_timestamp(value)
 
 
 def _is_numeric(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _condition_value(path: str, data: Any, context: Any, variables: Any) -> Any:
+    """The value a rule compares; a missing one is States.Runtime with AWS's cause."""
+    try:
+        return evaluate(path, data, context, variables)
+    except StatesError as exc:
+        if exc.error != RUNTIME or "variable that is not defined" in (exc.cause or ""):
+            raise
+        raise StatesError(RUNTIME, f"Invalid path '{path}': The choice state's condition path references an "
+                                   "invalid value.") from exc
 
 
 def evaluate_rule(rule: dict[str, Any], data: Any, context: Any, variables: Any = None) -> bool:
@@ -52,7 +77,7 @@ def evaluate_rule(rule: dict[str, Any], data: Any, context: Any, variables: Any 
         raise StatesError(RUNTIME, f"Choice rule {rule} has no Variable or no comparison operator")
     if operator == "IsPresent":
         return is_path_value_present(variable, data, context, variables) == rule[operator]
-    value = evaluate(variable, data, context, variables)
+    value = _condition_value(variable, data, context, variables)
     expected = rule[operator]
     if operator == "IsNull":
         return (value is None) == expected
@@ -65,11 +90,9 @@ def evaluate_rule(rule: dict[str, Any], data: Any, context: Any, variables: Any 
     if operator == "IsTimestamp":
         return (_timestamp(value) is not None) == expected
     if operator == "StringMatches":
-        # Only '*' is a wildcard; escape the other fnmatch specials.
-        pattern = re.sub(r"([\[\]?])", r"[\1]", expected.replace("\\*", "\0")).replace("\0", "[*]")
-        return isinstance(value, str) and fnmatch.fnmatchcase(value, pattern)
+        return isinstance(value, str) and string_matches(value, expected)
     if operator.endswith("Path"):
-        expected = evaluate(expected, data, context, variables)
+        expected = _condition_value(expected, data, context, variables)
         operator = operator[:-4]
     if operator == "BooleanEquals":
         return isinstance(value, bool) and value == expected

@@ -28,6 +28,7 @@ from emulator.contracts import aws
 import emulator.stepfunctions.errors as E
 from emulator.stepfunctions.choice import evaluate_rule
 from emulator.stepfunctions.expressions import resolve
+from emulator.stepfunctions.intrinsics import call_intrinsic, is_intrinsic
 from emulator.stepfunctions.paths import apply_input_path, apply_result_path, evaluate
 from emulator.stepfunctions.port import Language, Step
 from emulator.stepfunctions.templates import resolve_template
@@ -63,6 +64,12 @@ def check_assignments(values: dict[str, Any], state: str) -> None:
                                                    f"the {MAX_VARIABLE_BYTES}-byte limit of one Assign")
 
 
+def _index_in(state: dict[str, Any], field: str, element: Any) -> str:
+    """``Choices[1]``: where a rule or catcher sits in its state, for JSONata error causes."""
+    index = next((i for i, e in enumerate(state.get(field, [])) if e is element), 0)
+    return f"{field}[{index}]"
+
+
 class JSONPathLanguage:
     """JSONPath data flow (the default query language)."""
 
@@ -94,9 +101,13 @@ class JSONPathLanguage:
         """``ItemsPath`` (default ``$``) in the effective input."""
         return evaluate(step.state.get("ItemsPath", "$"), step.input, step.ctx, step.variables, "ItemsPath")
 
-    def path(self, step: Step, path: str, data: Any = None) -> Any:
-        """A path or intrinsic against ``data`` (default: the effective input)."""
-        return resolve_template({"v.$": path}, step.input if data is None else data, step.ctx, step.variables)["v"]
+    def path(self, step: Step, path: str, data: Any = None, field: str = "v") -> Any:
+        """A path or intrinsic against ``data`` (default: the effective input); ``field``
+        (e.g. ``ErrorPath``) is named in the cause when the path is missing."""
+        data = step.input if data is None else data
+        if is_intrinsic(path):
+            return call_intrinsic(path, data, step.ctx, step.variables)
+        return evaluate(path, data, step.ctx, step.variables, field)
 
     def condition(self, step: Step, rule: dict[str, Any]) -> bool:
         """Whether a Choice rule matches."""
@@ -149,14 +160,14 @@ class JSONataLanguage:
     def arguments(self, step: Step) -> Any:
         """``Arguments`` evaluated, or the state input."""
         if "Arguments" in step.state:
-            return resolve(step.state["Arguments"], self.bindings(step))
+            return resolve(step.state["Arguments"], self.bindings(step), "Arguments")
         return step.raw
 
     def value(self, step: Step, field: str, default: Any = None) -> Any:
         """``field``, evaluated when it is an expression."""
         if field not in step.state:
             return default
-        return resolve(step.state[field], self.bindings(step))
+        return resolve(step.state[field], self.bindings(step), field)
 
     def template(self, step: Step, template: Any, context: dict[str, Any] | None = None) -> Any:
         """A template with expressions, e.g. ItemSelector with ``$states.context.Map.Item``."""
@@ -169,15 +180,15 @@ class JSONataLanguage:
         """``Items`` (an array or an expression), default the state input."""
         if "Items" not in step.state:
             return step.raw
-        return resolve(step.state["Items"], self.bindings(step))
+        return resolve(step.state["Items"], self.bindings(step), "Items")
 
-    def path(self, step: Step, path: str, data: Any = None) -> Any:
+    def path(self, step: Step, path: str, data: Any = None, field: str = "v") -> Any:
         """An expression (JSONata states have no paths)."""
         return resolve(path, self.bindings(step))
 
     def condition(self, step: Step, rule: dict[str, Any]) -> bool:
         """A Choice rule's ``Condition`` (must be a boolean)."""
-        value = resolve(rule["Condition"], self.bindings(step))
+        value = resolve(rule["Condition"], self.bindings(step), f"{_index_in(step.state, 'Choices', rule)}/Condition")
         if not isinstance(value, bool):
             raise E.StatesError(E.QUERY_EVALUATION_ERROR,
                                 f"State {step.name!r}: the Condition {rule['Condition']!r} returned {value!r}, not a boolean")
@@ -188,26 +199,28 @@ class JSONataLanguage:
         if "Output" not in step.state:
             return result
         extra = {"result": result} if shapes_result else {}
-        return resolve(step.state["Output"], self.bindings(step, **extra))
+        return resolve(step.state["Output"], self.bindings(step, **extra), "Output")
 
     def assignments(self, step: Step, assign: Any, result: Any, shapes_result: bool) -> dict[str, Any]:
         """An Assign object evaluated with ``$states.result`` (Task, Parallel, Map)."""
         if assign is None:
             return {}
         extra = {"result": result} if shapes_result else {}
-        return resolve(assign, self.bindings(step, **extra))
+        return resolve(assign, self.bindings(step, **extra), "Assign")
 
     def caught(self, step: Step, catcher: dict[str, Any], error_output: dict[str, Any]) -> Any:
         """A Catcher's ``Output`` with ``$states.errorOutput``, default the error output."""
         if "Output" not in catcher:
             return error_output
-        return resolve(catcher["Output"], self.bindings(step, errorOutput=error_output))
+        return resolve(catcher["Output"], self.bindings(step, errorOutput=error_output),
+                       f"{_index_in(step.state, 'Catch', catcher)}/Output")
 
     def caught_assignments(self, step: Step, catcher: dict[str, Any], error_output: dict[str, Any]) -> dict[str, Any]:
         """A Catcher's ``Assign`` with ``$states.errorOutput``."""
         if "Assign" not in catcher:
             return {}
-        return resolve(catcher["Assign"], self.bindings(step, errorOutput=error_output))
+        return resolve(catcher["Assign"], self.bindings(step, errorOutput=error_output),
+                       f"{_index_in(step.state, 'Catch', catcher)}/Assign")
 
 
 LANGUAGES: dict[str, Language] = {JSONPATH: JSONPathLanguage(), JSONATA: JSONataLanguage()}

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 from emulator.contracts import aws
 from emulator.stepfunctions.choice import check_rule
 from emulator.stepfunctions.errors import DefinitionError
-from emulator.stepfunctions.expressions import compile_expression, is_expression
+from emulator.stepfunctions.expressions import is_expression, unsupported_reference
 from emulator.stepfunctions.paths import PathSyntaxError, check_path, is_definite
 from emulator.stepfunctions.port import StateType, ValidationScope
 from emulator.stepfunctions.templates import check_template
@@ -70,21 +70,27 @@ _UNSUPPORTED = {
 }
 MAX_VARIABLE_NAME = 80
 MAX_STATE_NAME = 80
+# The top-level fields of a definition (states-language.net "Top-level fields"; QueryLanguage:
+# https://docs.aws.amazon.com/step-functions/latest/dg/statemachine-structure.html).
+TOP_LEVEL_FIELDS = frozenset({"Comment", "StartAt", "States", "Version", "TimeoutSeconds", "QueryLanguage"})
 
 
 class _Scope:
     """The states of one (sub-)machine, for validators (see ``port.ValidationScope``)."""
 
     def __init__(self, states: Mapping[str, Any], types: Mapping[str, StateType], language: str,
-                 outer: frozenset[str]) -> None:
+                 outer: frozenset[str], top: str) -> None:
         self.states = states
         self.types = types
         self.language = language
+        self.top = top  # the state machine's QueryLanguage
         self.outer = outer  # variables assigned in enclosing scopes
         self.assigned = frozenset(n for s in states.values() if isinstance(s, dict) for n in _assigned_names(s))
 
     def validate_machine(self, machine: Any, where: str, language: str, inherit_variables: bool = True) -> None:
-        validate_machine(machine, self.types, where, language, self.outer | self.assigned if inherit_variables else frozenset())
+        # Nested states inherit the state machine's QueryLanguage, not the enclosing state's.
+        validate_machine(machine, self.types, where, self.top,
+                         self.outer | self.assigned if inherit_variables else frozenset(), nested=True)
 
 
 def _list(value: Any) -> list[Any]:
@@ -102,7 +108,7 @@ def _err(state: str, field: str, why: str) -> DefinitionError:
 
 
 def validate_machine(machine: Any, types: Mapping[str, StateType], where: str = "the state machine",
-                     language: str | None = None, outer: frozenset[str] = frozenset()) -> None:
+                     language: str | None = None, outer: frozenset[str] = frozenset(), nested: bool = False) -> None:
     """Validate a top-level definition or a nested Branch/ItemProcessor.
 
     Raises:
@@ -110,10 +116,22 @@ def validate_machine(machine: Any, types: Mapping[str, StateType], where: str = 
     """
     if not isinstance(machine, dict):
         raise DefinitionError(f"{where} must be a JSON object")
-    if language is None:
+    if language is None:  # the top level
+        unknown = sorted(set(machine) - TOP_LEVEL_FIELDS)
+        if unknown:
+            raise DefinitionError(f"{where}: field {unknown[0]!r} is not supported by Step Functions "
+                                  f"(top-level fields: {', '.join(sorted(TOP_LEVEL_FIELDS))})")
         language = machine.get("QueryLanguage", JSONPATH)
         if language not in (JSONPATH, JSONATA):
             raise DefinitionError(f"{where}: field 'QueryLanguage': {language!r} must be JSONPath or JSONata")
+        duplicate = _duplicate_state_name(machine)
+        if duplicate:
+            raise _err(duplicate, "name", "state names must be unique within the whole state machine, "
+                                          "including Parallel branches and Map processors")
+    if nested and "QueryLanguage" in machine:
+        raise DefinitionError(f"{where}: field 'QueryLanguage' is not supported here; set it on the states")
+    if "Comment" in machine and not isinstance(machine["Comment"], str):
+        raise DefinitionError(f"{where}: field 'Comment' must be a string")
     states = machine.get("States")
     if not isinstance(states, dict) or not states:
         raise DefinitionError(f"{where}: field 'States' must be a non-empty object")
@@ -126,10 +144,34 @@ def validate_machine(machine: Any, types: Mapping[str, StateType], where: str = 
     for name, state in states.items():
         if len(name) > MAX_STATE_NAME:
             raise _err(name[:40] + "...", "name", f"state names are at most {MAX_STATE_NAME} characters")
-        _validate_state(name, state, _Scope(states, types, _state_language(name, state, language), outer))
+        _validate_state(name, state, _Scope(states, types, _state_language(name, state, language), outer, language))
+    if not any(isinstance(st, dict) and (st.get("End") is True or st.get("Type") in ("Succeed", "Fail"))
+               for st in states.values()):
+        # AWS: MISSING_END_STATE, a workflow that can never end.
+        raise DefinitionError(f"{where}: no state ends it (give a state \"End\": true, or a Succeed or Fail state)")
     unreachable = [name for name in states if name not in _reachable(start, states)]
     if unreachable:
         raise _err(unreachable[0], "name", f"the state is not reachable from StartAt {start!r} in {where}")
+
+
+def _duplicate_state_name(machine: Any) -> str | None:
+    """The first state name used twice anywhere in the machine (states-language.net: state names
+    are unique within the whole state machine), or None."""
+    seen: set[str] = set()
+    pending = [machine]
+    while pending:
+        current = pending.pop()
+        states = current.get("States") if isinstance(current, dict) else None
+        if not isinstance(states, dict):
+            continue
+        for name, state in states.items():
+            if name in seen:
+                return name
+            seen.add(name)
+            if isinstance(state, dict):
+                pending.extend(_list(state.get("Branches")))
+                pending.extend(s for s in (state.get("ItemProcessor"), state.get("Iterator")) if isinstance(s, dict))
+    return None
 
 
 def _reachable(start: str, states: Mapping[str, Any]) -> set[str]:
@@ -254,12 +296,16 @@ def _check_paths(name: str, state: dict[str, Any]) -> None:
 
 
 def _check_expressions(name: str, field: str, value: Any) -> None:
-    """Every ``{% %}`` string in ``value`` must be a valid JSONata expression."""
+    """Every ``{% %}`` string in ``value`` must be a valid JSONata expression using only what a
+    Step Functions expression can reach (no top-level names, no ``$$``; ``$states.errorOutput``
+    only in a Catcher), as AWS checks when the definition is created."""
     if is_expression(value):
         try:
-            compile_expression(value)
+            problem = unsupported_reference(value, in_catcher=field.startswith("Catch["))
         except ValueError as exc:
             raise _err(name, field, str(exc)) from exc
+        if problem:
+            raise _err(name, field, f"{value!r}: {problem}")
     elif isinstance(value, dict):
         for key, inner in value.items():
             _check_expressions(name, f"{field}.{key}", inner)
@@ -306,6 +352,8 @@ def _validate_state(name: str, state: Any, scope: _Scope) -> None:
             if scope.language == JSONPATH and field in _JSONATA_ONLY:
                 raise _err(name, field, "a JSONata field; set \"QueryLanguage\": \"JSONata\" to use it")
             raise _err(name, field, f"not a field of a {kind} state")
+    if "Comment" in state and not isinstance(state["Comment"], str):
+        raise _err(name, "Comment", "must be a string")
     if "Next" in allowed:
         _check_next(name, state, scope.states)
     if "Retry" in allowed:
@@ -422,6 +470,10 @@ def validate_parallel(name: str, state: dict[str, Any], scope: ValidationScope) 
 
 def validate_map(name: str, state: dict[str, Any], scope: ValidationScope) -> None:
     """A Map's processor, mode, reader, writer and thresholds."""
+    # ItemProcessor and ItemSelector replace the legacy Iterator and Parameters (state-map.html).
+    for new_field, legacy in (("ItemProcessor", "Iterator"), ("ItemSelector", "Parameters")):
+        if new_field in state and legacy in state:
+            raise _err(name, legacy, f"give {new_field} or the legacy {legacy}, not both")
     processor = state.get("ItemProcessor", state.get("Iterator"))
     if not isinstance(processor, dict):
         raise _err(name, "ItemProcessor", "missing, or not a JSON object")

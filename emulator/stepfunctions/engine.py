@@ -114,7 +114,8 @@ class Execution:
     # -- top level ------------------------------------------------------------
     def run(self) -> ExecutionResult:
         """Run to completion, honouring the machine-level TimeoutSeconds."""
-        self.history.add("ExecutionStarted", {"input": as_json(self.input), "roleArn": aws.role_arn("lambdatwin")})
+        self.history.add("ExecutionStarted", {"input": as_json(self.input), "inputDetails": {"truncated": False},
+                                              "roleArn": aws.role_arn("lambdatwin")}, advance=False)
         timeout = self.definition.get("TimeoutSeconds")
         if timeout:
             self.deadline = self.start_time + timeout
@@ -149,7 +150,8 @@ class Execution:
             self.history.add("ExecutionAborted", {}, final=True)
         else:
             result.output = outcome["output"]
-            self.history.add("ExecutionSucceeded", {"output": as_json(result.output)}, final=True)
+            self.history.add("ExecutionSucceeded", {"output": as_json(result.output), "outputDetails": {"truncated": False}},
+                             final=True)
         result.stop = self.clock.now()
         result.history = list(self.history.events)
         result.map_runs = list(self.map_runs)
@@ -194,11 +196,11 @@ class Execution:
             own = start + max_duration_s
             child.deadline = own if child.deadline is None else min(child.deadline, own)
         run = ExecutionResult(name, arn, "SUCCEEDED", start=start, history=child.history.events)
-        child.history.add("ExecutionStarted", {"input": as_json(data)})
+        child.history.add("ExecutionStarted", {"input": as_json(data), "inputDetails": {"truncated": False}}, advance=False)
         try:
-            language = parent.lang.name if parent is not None else JSONPATH
-            run.output = child._run_states(machine, data, item, Scope(), language)
-            child.history.add("ExecutionSucceeded", {"output": as_json(run.output)}, final=True)
+            run.output = child._run_states(machine, data, item, Scope(), self.machine_language())
+            child.history.add("ExecutionSucceeded", {"output": as_json(run.output), "outputDetails": {"truncated": False}},
+                                  final=True)
         except E.StatesError as exc:
             child.history.add("ExecutionFailed", _error_details(exc), final=True)
             run.status, run.error, run.cause = "FAILED", exc.error, exc.cause
@@ -231,8 +233,12 @@ class Execution:
                     parent: Step | None = None, cancel: threading.Event | None = None) -> Any:
         """Run a (sub-)machine from StartAt to a terminal state, in an inner variable scope; returns its output."""
         scope = parent.variables.child() if parent is not None else Scope()
-        language = parent.lang.name if parent is not None else self.definition.get("QueryLanguage", JSONPATH)
-        return self._run_states(machine, data, item, scope, language, cancel)
+        return self._run_states(machine, data, item, scope, self.machine_language(), cancel)
+
+    def machine_language(self) -> str:
+        """The state machine's QueryLanguage, which every state without its own inherits, also
+        inside Parallel branches and Map processors (not the enclosing state's language)."""
+        return self.machine.definition.get("QueryLanguage", JSONPATH)
 
     def _run_states(self, machine: dict[str, Any], data: Any, item: dict | None, scope: Scope, language: str,
                     cancel: threading.Event | None = None) -> Any:
@@ -243,21 +249,24 @@ class Execution:
             self.check_running()
             if cancel is not None and cancel.is_set():
                 raise E.BranchStopped(name)
-            data, name = self.run_state(name, states[name], data, item, scope, language, text)
+            data, name = self.run_state(name, states[name], data, item, scope, language, text, nested=cancel is not None)
             text = self._last_output.text
             if name is None:
                 return data
 
-    def run_state(self, name: str, state: dict[str, Any], raw: Any, item: dict | None,
-                  variables: Scope, language: str = JSONPATH, raw_text: str | None = None) -> tuple[Any, str | None]:
-        """Run one state with its Retry and Catch; returns (output, next state name or None at the end)."""
+    def run_state(self, name: str, state: dict[str, Any], raw: Any, item: dict | None, variables: Scope,
+                  language: str = JSONPATH, raw_text: str | None = None, nested: bool = False) -> tuple[Any, str | None]:
+        """Run one state with its Retry and Catch; returns (output, next state name or None at the end).
+
+        ``nested``: the state is in a Parallel branch or inline Map iteration."""
         kind = state["Type"]
         state_type = STATE_TYPES[kind]
         lang = LANGUAGES[state.get("QueryLanguage", language)]
         entered = self.clock.now()
         # One JSON text serves a state's StateExited and the next state's StateEntered (half the memory).
-        self.history.add(f"{kind}StateEntered", {"name": name, "input": raw_text if raw_text is not None else as_json(raw),
-                                                 "inputDetails": {"truncated": False}})
+        entered_id = self.history.add(f"{kind}StateEntered", {"name": name,
+                                                              "input": raw_text if raw_text is not None else as_json(raw),
+                                                              "inputDetails": {"truncated": False}})
         counter = RetryCounter(retriers_of(state))
         nxt = None if state.get("End") else state.get("Next")
         while True:
@@ -276,16 +285,24 @@ class Execution:
                     nxt = outcome.next
                 break
             except E.StatesError as exc:
-                if exc.error == E.QUERY_EVALUATION_ERROR:
-                    self.history.add("EvaluationFailed", {"state": name, **_error_details(exc)})
+                innermost = not exc.located  # an inner state's error is recorded and located there
+                E.locate(exc, name, entered_id)
+                if exc.error == E.QUERY_EVALUATION_ERROR and innermost:
+                    self.history.add("EvaluationFailed", {"state": name, **_error_details(exc),
+                                                          **({"location": exc.location} if exc.location else {})})
                 delay = counter.next_delay(exc.error, self.rng)
                 if delay is not None:
                     self.sleep(delay)
                     continue
-                if state_type.failed_event:
-                    self.history.add(state_type.failed_event, _error_details(exc))
+                if state_type.failed_event and exc.error != E.RUNTIME:
+                    # States.Runtime fails the execution at once: no ParallelStateFailed/MapStateFailed.
+                    # The event carries no details (the error is on the next Failed/Exited event).
+                    self.history.add(state_type.failed_event)
                 catcher = find_catcher(state, exc.error)
                 if catcher is None:
+                    if kind == "Task" and nested and exc.error != E.RUNTIME:
+                        # A task whose failure ends its Parallel branch or Map iteration is aborted.
+                        self.history.add("TaskStateAborted", advance=False)
                     raise
                 error_output = {"Error": exc.error, "Cause": exc.cause}
                 output = lang.caught(step, catcher, error_output)

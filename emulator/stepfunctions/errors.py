@@ -21,10 +21,12 @@ class DefinitionError(ValueError):
 class StatesError(Exception):
     """A runtime error as Step Functions names it (``States.Runtime``, a Lambda errorType ...)."""
 
-    def __init__(self, error: str | None, cause: str | None = "") -> None:
+    def __init__(self, error: str | None, cause: str | None = "", location: str | None = None) -> None:
         super().__init__(f"{error}: {cause}" if cause else str(error))
         self.error = error
         self.cause = cause
+        self.location = location  # the field a JSONata expression was in (EvaluationFailed "location")
+        self.located = False  # whether the cause already names the state (see ``locate``)
 
 
 class ExecutionStopped(Exception):
@@ -48,6 +50,8 @@ EXCEED_TOLERATED = "States.ExceedToleratedFailureThreshold"
 BRANCH_FAILED = "States.BranchFailed"
 DATA_LIMIT_EXCEEDED = aws.STATES_DATA_LIMIT_EXCEEDED
 QUERY_EVALUATION_ERROR = "States.QueryEvaluationError"
+# concepts-error-handling.html: "a state's ResultPath field cannot be applied to the input the state received".
+RESULT_PATH_MATCH_FAILURE = "States.ResultPathMatchFailure"
 # Not matched by States.ALL or States.TaskFailed.
 TERMINAL = {RUNTIME, DATA_LIMIT_EXCEEDED}
 # AWS's cause when a Standard execution's history reaches its quota.
@@ -66,3 +70,18 @@ def matches(error_equals: list[str], error: str | None) -> bool:
         if name == TASK_FAILED and error not in NOT_TASK_FAILED and error not in TERMINAL:
             return True
     return False
+
+
+# Errors the interpreter raises itself (not a task's or a Fail state's), whose cause AWS prefixes
+# with the state that raised them.
+INTERPRETER_ERRORS = {RUNTIME, QUERY_EVALUATION_ERROR, INTRINSIC_FAILURE, RESULT_PATH_MATCH_FAILURE}
+
+
+def locate(exc: StatesError, state: str, entered_event_id: int) -> None:
+    """Prefix an interpreter error's cause as AWS does, once, at the innermost state:
+    "An error occurred while executing the state 'X' (entered at the event id #2). ..."."""
+    if exc.located or exc.error not in INTERPRETER_ERRORS or exc.cause == HISTORY_LIMIT_CAUSE:
+        return
+    exc.located = True
+    exc.cause = f"An error occurred while executing the state '{state}' (entered at the event id #{entered_event_id}). " \
+                f"{exc.cause or ''}".rstrip()

@@ -32,7 +32,9 @@ from emulator.stepfunctions.errors import QUERY_EVALUATION_ERROR, StatesError
 OPEN, CLOSE = "{%", "%}"
 HASH_ALGORITHMS = {"MD5": hashlib.md5, "SHA-1": hashlib.sha1, "SHA-256": hashlib.sha256,
                    "SHA-384": hashlib.sha384, "SHA-512": hashlib.sha512}
-MAX_RANGE_ITEMS = 1000  # as States.ArrayRange
+# $range has no documented size limit (unlike States.ArrayRange's 1,000); this bound only keeps
+# one expression from exhausting the engine's memory.
+MAX_RANGE_ITEMS = 1_000_000
 
 
 def is_expression(value: Any) -> bool:
@@ -40,27 +42,42 @@ def is_expression(value: Any) -> bool:
     return isinstance(value, str) and value.startswith(OPEN) and value.endswith(CLOSE) and len(value) >= 4
 
 
-def _partition(items: Any, size: Any) -> list[Any]:
-    if not isinstance(items, list) or not isinstance(size, (int, float)) or size < 1:
-        raise ValueError("$partition(array, size) needs an array and a size of at least 1")
-    n = int(size)
+def _partition(items: Any, size: Any = None) -> list[Any] | None:
+    """$partition: chunks of ``size`` (rounded towards zero); undefined for an empty array or size 0."""
+    if not isinstance(items, list) or (size is not None and not _is_number(size)):
+        raise ValueError("$partition(array, size) needs an array and a number")
+    n = int(size) if size is not None else 0
+    if n < 0:
+        raise ValueError("$partition: the chunk size must not be negative")
+    if not items or n == 0:
+        return None
     return [items[i:i + n] for i in range(0, len(items), n)]
 
 
-def _range(start: Any, end: Any, step: Any) -> list[Any]:
-    if step == 0:
-        raise ValueError("$range: step must not be 0")
-    out: list[Any] = []
-    value = start
-    while (step > 0 and value <= end) or (step < 0 and value >= end):
-        out.append(value)
-        if len(out) > MAX_RANGE_ITEMS:
-            raise ValueError(f"$range is limited to {MAX_RANGE_ITEMS} items")
-        value += step
-    return out
+def _range(start: Any, end: Any, step: Any = None) -> Any:
+    """$range: start to end by step, each rounded towards zero; undefined without a step or when
+    the step points away from end; a single value is returned bare (a JSONata sequence of one)."""
+    if not all(_is_number(v) for v in (start, end)) or (step is not None and not _is_number(step)):
+        raise ValueError("$range(start, end, step) needs numbers")
+    if step is None:
+        return None
+    first, last, by = int(start), int(end), int(step)
+    if by == 0 or (last > first and by < 0) or (last < first and by > 0):
+        return None
+    count = (last - first) // by + 1
+    if count > MAX_RANGE_ITEMS:
+        raise ValueError(f"$range would build {count} items; at most {MAX_RANGE_ITEMS} are allowed")
+    out = list(range(first, last + (1 if by > 0 else -1), by))
+    return out[0] if len(out) == 1 else out
 
 
-def _hash(data: Any, algorithm: Any) -> str:
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _hash(data: Any, algorithm: Any = None) -> str | None:
+    if algorithm is None:
+        return None
     if algorithm not in HASH_ALGORITHMS:
         raise ValueError(f"$hash: algorithm {algorithm!r} must be one of {', '.join(HASH_ALGORITHMS)}")
     text = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
@@ -109,31 +126,87 @@ def compile_expression(text: str) -> jsonata.Jsonata:
     return compiled
 
 
-def evaluate_expression(text: str, bindings: dict[str, Any]) -> Any:
+def unsupported_reference(text: str, in_catcher: bool = False) -> str | None:
+    """What AWS refuses in an expression when the definition is created, or None: a path that
+    starts from the (absent) context item at the top level ("Reference to 'phone' at the top
+    level is not supported."), ``$$``, and ``$states.errorOutput`` outside a Catcher's Output or
+    Assign. Names after a path's first step, in filters, sort terms and groupings read an item,
+    not the top level, and are allowed.
+
+    Raises:
+        ValueError: the expression does not parse.
+    """
+    problems: list[str] = []
+
+    def visit(node: Any, top: bool) -> None:
+        if isinstance(node, list):
+            for item in node:
+                visit(item, top)
+            return
+        if not hasattr(node, "type"):
+            return
+        kind = getattr(node, "type", None)
+        if kind == "variable" and getattr(node, "value", None) == "$":
+            problems.append("Reference to '$$' is not supported.")
+        if kind == "name" and top:
+            problems.append(f"Reference to '{node.value}' at the top level is not supported.")
+        if kind == "path":
+            steps = node.steps or []
+            names = [getattr(step, "value", None) for step in steps[:2]]
+            if names == ["states", "errorOutput"] and getattr(steps[0], "type", None) == "variable" and not in_catcher:
+                problems.append("'$states.errorOutput' is only available in a Catcher's Output and Assign.")
+            for position, step in enumerate(steps):
+                visit(step, top and position == 0)
+            for attr in ("group", "stages", "predicate"):
+                visit(getattr(node, attr, None), False)
+            return
+        for attr, child in vars(node).items():
+            if attr.startswith("_") or child is None:
+                continue
+            inner_top = top and attr not in ("stages", "predicate", "group", "terms", "filter")
+            if attr == "lhs" and isinstance(child, list):  # object constructor: [key, value] pairs
+                for pair in child:
+                    visit(list(pair) if isinstance(pair, (list, tuple)) else pair, inner_top)
+            else:
+                visit(child, inner_top)
+
+    visit(compile_expression(text).ast, True)
+    return problems[0] if problems else None
+
+
+def evaluate_expression(text: str, bindings: dict[str, Any], field: str = "") -> Any:
     """Evaluate one ``{% %}`` expression with ``$states`` and variables bound.
+
+    ``field`` is where the expression is written, relative to the state (``Output/v``,
+    ``Arguments/Payload[0]``, ``Choices[1]/Condition``), as AWS names it in the cause.
 
     Raises:
         StatesError: States.QueryEvaluationError when it fails or yields undefined.
     """
+    body = text.strip()[len(OPEN):-len(CLOSE)].strip()
+    where = f" specified for the field '{field}'" if field else ""
     try:
         compiled = compile_expression(text)
-        value = compiled.evaluate(None, bindings)
+        # A variable holding JSON null is null, not undefined: bind it as the library's null.
+        value = compiled.evaluate(None, {k: Utils.NULL_VALUE if v is None else v for k, v in bindings.items()})
     except StatesError:
         raise
     except Exception as exc:  # noqa: BLE001 - any evaluation failure is a query evaluation error
-        raise StatesError(QUERY_EVALUATION_ERROR, f"An error occurred while evaluating the expression {text!r}: {exc}") from exc
+        raise StatesError(QUERY_EVALUATION_ERROR, f"An error occurred while evaluating the JSONata expression "
+                                                  f"'{body}'{where}: {exc}", field or None) from exc
     if value is None:
-        raise StatesError(QUERY_EVALUATION_ERROR,
-                          f"The JSONata expression {text!r} returned nothing (undefined), which is not a JSON value")
+        raise StatesError(QUERY_EVALUATION_ERROR, f"The JSONata expression '{body}'{where} returned nothing (undefined).",
+                          field or None)
     return Utils.convert_nulls(value)
 
 
-def resolve(value: Any, bindings: dict[str, Any]) -> Any:
-    """``value`` with every expression string in it (at any depth) replaced by its result."""
+def resolve(value: Any, bindings: dict[str, Any], field: str = "") -> Any:
+    """``value`` with every expression string in it (at any depth) replaced by its result;
+    ``field`` names where ``value`` is written (object keys join with ``/``, indexes as ``[i]``)."""
     if is_expression(value):
-        return evaluate_expression(value, bindings)
+        return evaluate_expression(value, bindings, field)
     if isinstance(value, dict):
-        return {k: resolve(v, bindings) for k, v in value.items()}
+        return {k: resolve(v, bindings, f"{field}/{k}" if field else k) for k, v in value.items()}
     if isinstance(value, list):
-        return [resolve(v, bindings) for v in value]
+        return [resolve(v, bindings, f"{field}[{i}]") for i, v in enumerate(value)]
     return value

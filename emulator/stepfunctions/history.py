@@ -60,10 +60,28 @@ class History:
         self._lock = threading.Lock()
         self._on_event = on_event
         self._clock = clock
+        self._chain = threading.local()  # per thread (branch, iteration): the event the next one follows
+        self._last_advanced = 0  # the latest event that a following event may point at
+
+    def follow(self, event_id: int) -> None:
+        """Make this thread's next event follow ``event_id`` (a branch or iteration starts a chain)."""
+        self._chain.last = event_id
+
+    def follow_latest(self) -> None:
+        """Make this thread's next event follow the latest chained event (after branches joined)."""
+        with self._lock:
+            self._chain.last = self._last_advanced
 
     def add(self, event_type: str, details: dict[str, Any] | None = None, previous: int | None = None,
-            final: bool = False) -> int:
+            final: bool = False, advance: bool = True) -> int:
         """Record an event; returns its id.
+
+        ``previousEventId`` chains events as GetExecutionHistory does: each follows the one before
+        it on the same thread of states (a Parallel branch's first state follows
+        ParallelStateStarted, each MapIterationStarted follows MapStateStarted); the first state's
+        StateEntered (event 2) has 0. An event with ``advance=False`` (MapStateSucceeded,
+        ParallelStateSucceeded, MapIterationFailed, MapRunSucceeded, TaskStateAborted) is not
+        followed: the next event follows what it followed.
 
         Raises:
             StatesError: States.Runtime when the history is full; a ``final`` event (the
@@ -78,9 +96,17 @@ class History:
             if not final and self.max_events is not None and len(self.events) >= self.max_events - 1:
                 raise StatesError(RUNTIME, HISTORY_LIMIT_CAUSE)
             event_id = len(self.events) + 1
+            if previous is None:
+                previous = getattr(self._chain, "last", None)
+            if previous is None:
+                # GetExecutionHistory: the first state's StateEntered (id 2) has previousEventId 0.
+                previous = 0 if event_id == 2 and event_type.endswith("StateEntered") else event_id - 1
+            if advance:
+                self._chain.last = event_id
+                self._last_advanced = event_id
             event: dict[str, Any] = {
                 "id": event_id,
-                "previousEventId": previous if previous is not None else event_id - 1,
+                "previousEventId": previous,
                 "timestamp": datetime.fromtimestamp(now, timezone.utc).isoformat(),
                 "type": event_type,
             }

@@ -6,7 +6,8 @@ other escape is invalid, rejected when the definition is created); arguments may
 paths (``$.x``, ``$$.x``, ``$var``) or nested calls (up to 10 deep). ``States.Format`` renders a
 non-string argument as Java does (``{Arg1=1, Arg2=[]}``); ``States.MathAdd`` adds integers,
 rounding each argument half-up; ``States.StringToJson('')`` is null; ``States.Base64Encode``,
-``States.Base64Decode`` and ``States.Hash`` take at most 10,000 characters;
+``States.Base64Decode`` and ``States.Hash`` take a string of at most 10,000 characters;
+``States.MathRandom`` rounds non-integer bounds to the nearest integer;
 ``States.ArrayGetItem`` needs an index inside the array.
 """
 
@@ -21,7 +22,7 @@ import re
 import uuid
 from typing import Any, Callable
 
-from emulator.stepfunctions.errors import INTRINSIC_FAILURE, StatesError
+from emulator.stepfunctions.errors import INTRINSIC_FAILURE, RUNTIME, StatesError
 from emulator.stepfunctions.paths import PathSyntaxError, check_path, evaluate
 
 _NAME = re.compile(r"States\.[A-Za-z0-9]+")
@@ -92,7 +93,7 @@ class _Parser:
             return fn(*args)
         except StatesError:
             raise
-        except (TypeError, ValueError, IndexError, KeyError) as exc:
+        except Exception as exc:  # any bad argument is the function's failure, never the engine's
             raise StatesError(INTRINSIC_FAILURE, f"{name}: {exc}") from exc
 
     def arg(self) -> Any:
@@ -109,7 +110,13 @@ class _Parser:
                 except PathSyntaxError as exc:
                     raise self.fail(str(exc)) from exc
                 return None
-            return evaluate(m.group(0), self.data, self.context, self.variables)
+            try:
+                return evaluate(m.group(0), self.data, self.context, self.variables)
+            except StatesError as exc:
+                # AWS's cause names the whole call as written and the argument that is missing.
+                raise StatesError(RUNTIME, f"The function '{self.text}' had the following error: The JsonPath argument "
+                                           f"for the field '{m.group(0)}' could not be found in the input "
+                                           f"'{json.dumps(self.data, separators=(',', ':'), ensure_ascii=False)}'") from exc
         if self.text.startswith("States.", self.pos):
             return self.call()
         for word, value in (("null", None), ("true", True), ("false", False)):
@@ -206,8 +213,9 @@ def _half_up(value: Any) -> int:
     return int(math.floor(value + 0.5))
 
 
-def _partition(items: list, size: int) -> list[list]:
-    if size <= 0:
+def _partition(items: Any, size: Any) -> list[list]:
+    items = _array(items)
+    if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
         raise ValueError("chunk size must be positive")
     return [items[i:i + size] for i in range(0, len(items), size)]
 
@@ -232,6 +240,30 @@ def _limited(text: Any) -> str:
     return text
 
 
+def _array(value: Any) -> list:
+    """The argument, which must be a JSON array."""
+    if not isinstance(value, list):
+        raise ValueError(f"{json.dumps(value, ensure_ascii=False)} is not an array")
+    return value
+
+
+def _string(value: Any) -> str:
+    """The argument, which must be a JSON string."""
+    if not isinstance(value, str):
+        raise ValueError(f"{json.dumps(value, ensure_ascii=False)} is not a string")
+    return value
+
+
+def _json_key(value: Any) -> str:
+    """A value's identity as JSON (Java's JsonNode.equals): ``true`` is not ``1``, key order does not count."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _contains(items: Any, value: Any) -> bool:
+    key = _json_key(value)
+    return any(_json_key(item) == key for item in _array(items))
+
+
 def _get_item(items: Any, index: Any) -> Any:
     if not isinstance(items, list) or not isinstance(index, int) or isinstance(index, bool):
         raise ValueError("States.ArrayGetItem needs an array and an integer index")
@@ -245,42 +277,43 @@ def _hash(data: Any, algorithm: str) -> str:
                   "SHA-384": hashlib.sha384, "SHA-512": hashlib.sha512}
     if algorithm not in algorithms:
         raise ValueError(f"hash algorithm {algorithm!r} must be one of {', '.join(algorithms)}")
-    text = _limited(data if isinstance(data, str) else json.dumps(data))
-    return algorithms[algorithm](text.encode()).hexdigest()
+    return algorithms[algorithm](_limited(data).encode()).hexdigest()
 
 
-def _merge(a: dict, b: dict, deep: bool) -> dict:
+def _merge(a: Any, b: Any, deep: Any) -> dict:
+    if not isinstance(a, dict) or not isinstance(b, dict) or not isinstance(deep, bool):
+        raise ValueError("States.JsonMerge needs two JSON objects and a boolean")
     if deep:
         raise ValueError("States.JsonMerge supports shallow merge only (third argument false), as AWS does")
     return {**a, **b}
 
 
-def _unique(items: list) -> list:
-    out: list = []
-    for item in items:
-        if item not in out:
-            out.append(item)
-    return out
+def _unique(items: Any) -> list:
+    out: dict[str, Any] = {}
+    for item in _array(items):
+        out.setdefault(_json_key(item), item)
+    return list(out.values())
 
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "States.Format": _format,
-    "States.StringToJson": lambda s: json.loads(s) if s.strip() else None,
-    "States.JsonToString": lambda v: json.dumps(v, separators=(",", ":")),
+    "States.StringToJson": lambda s: json.loads(s) if _string(s).strip() else None,
+    "States.JsonToString": lambda v: json.dumps(v, separators=(",", ":"), ensure_ascii=False),
     "States.Array": lambda *a: list(a),
     "States.ArrayPartition": _partition,
-    "States.ArrayContains": lambda a, v: v in a,
+    "States.ArrayContains": _contains,
     "States.ArrayRange": _range,
     "States.ArrayGetItem": lambda a, i: _get_item(a, i),
-    "States.ArrayLength": lambda a: len(a),
+    "States.ArrayLength": lambda a: len(_array(a)),
     "States.ArrayUnique": _unique,
     "States.Base64Encode": lambda s: base64.b64encode(_limited(s).encode()).decode(),
     "States.Base64Decode": lambda s: base64.b64decode(_limited(s), validate=True).decode(),
     "States.Hash": _hash,
     "States.JsonMerge": _merge,
-    "States.MathRandom": lambda lo, hi, seed=None: random.Random(seed).randint(int(lo), int(hi) - 1),
+    "States.MathRandom": lambda lo, hi, seed=None: random.Random(seed).randint(_half_up(lo), _half_up(hi) - 1),
     "States.MathAdd": lambda a, b: _half_up(a) + _half_up(b),
-    "States.StringSplit": lambda s, sep: [p for p in re.split("|".join(map(re.escape, sep)), s) if p] if sep else [s],
+    "States.StringSplit": lambda s, sep: ([p for p in re.split("|".join(map(re.escape, _string(sep))), _string(s)) if p]
+                                          if sep else [_string(s)]),
     "States.UUID": lambda: str(uuid.uuid4()),
 }
 

@@ -31,7 +31,7 @@ from emulator.stepfunctions.templates import resolve_template
 CSV_DELIMITERS = {"COMMA": ",", "PIPE": "|", "SEMICOLON": ";", "SPACE": " ", "TAB": "\t"}
 
 
-def read_from_s3(s3: Any, name: str, reader: dict[str, Any], data: Any, ctx: dict) -> list[Any]:
+def read_from_s3(s3: Any, name: str, reader: dict[str, Any], data: Any, ctx: dict, variables: Any = None) -> list[Any]:
     """The items an ItemReader yields, up to its MaxItems.
 
     Raises:
@@ -41,7 +41,7 @@ def read_from_s3(s3: Any, name: str, reader: dict[str, Any], data: Any, ctx: dic
     if s3 is None:
         raise E.StatesError(E.ITEM_READER_FAILED, f"state {name!r}: ItemReader needs an S3 client; none was given to the engine")
     config = reader.get("ReaderConfig") or {}
-    limit = _max_items(name, config, data, ctx)
+    limit = _max_items(name, config, data, ctx, variables)
     params = resolve_template(reader.get("Parameters", {}), data, ctx)
     try:
         if reader["Resource"] == S3_LIST_OBJECTS:
@@ -58,10 +58,10 @@ def read_from_s3(s3: Any, name: str, reader: dict[str, Any], data: Any, ctx: dic
     return items[:limit] if limit else items
 
 
-def _max_items(name: str, config: dict, data: Any, ctx: dict) -> int | None:
+def _max_items(name: str, config: dict, data: Any, ctx: dict, variables: Any = None) -> int | None:
     if "MaxItemsPath" not in config:
         return config.get("MaxItems") or None
-    value = evaluate(config["MaxItemsPath"], data, ctx)
+    value = evaluate(config["MaxItemsPath"], data, ctx, variables)
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise E.StatesError(E.RUNTIME, f"state {name!r}: ReaderConfig.MaxItemsPath {config['MaxItemsPath']!r} gave {value!r}; "
                                        "expected a non-negative integer")

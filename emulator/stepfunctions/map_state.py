@@ -70,8 +70,10 @@ def _setting(step: Step, field: str, *, integer: bool, maximum: float | None = N
     return int(value) if integer else value
 
 
-def select_and_batch(state: dict, items: list[Any], data: Any, ctx: dict, template: Template) -> list[tuple[Any, int]]:
-    """Child inputs with the number of items each carries: ItemSelector per item, then ItemBatcher."""
+def select_and_batch(state: dict, items: list[Any], data: Any, ctx: dict, template: Template,
+                     variables: Any = None) -> list[tuple[Any, int]]:
+    """Child inputs with the number of items each carries: ItemSelector per item, then ItemBatcher
+    (its ...Path fields read the state input, the context or variables)."""
     selector = state.get("ItemSelector", state.get("Parameters"))
     selected = []
     for index, value in enumerate(items):
@@ -80,8 +82,8 @@ def select_and_batch(state: dict, items: list[Any], data: Any, ctx: dict, templa
     batcher = state.get("ItemBatcher")
     if batcher is None:
         return [(value, 1) for value in selected]
-    max_items = batcher.get("MaxItemsPerBatch") or (evaluate(batcher["MaxItemsPerBatchPath"], data, ctx) if "MaxItemsPerBatchPath" in batcher else None)
-    max_bytes = batcher.get("MaxInputBytesPerBatch") or (evaluate(batcher["MaxInputBytesPerBatchPath"], data, ctx) if "MaxInputBytesPerBatchPath" in batcher else aws.MAX_PAYLOAD_BYTES)
+    max_items = batcher.get("MaxItemsPerBatch") or (evaluate(batcher["MaxItemsPerBatchPath"], data, ctx, variables) if "MaxItemsPerBatchPath" in batcher else None)
+    max_bytes = batcher.get("MaxInputBytesPerBatch") or (evaluate(batcher["MaxInputBytesPerBatchPath"], data, ctx, variables) if "MaxInputBytesPerBatchPath" in batcher else aws.MAX_PAYLOAD_BYTES)
     batch_input = template(batcher["BatchInput"], ctx) if "BatchInput" in batcher else None
     batches: list[list[Any]] = []
     size = 0
@@ -147,10 +149,10 @@ def run_map(execution: ExecutionPort, step: Step) -> Any:
 
     max_concurrency = int(_setting(step, "MaxConcurrency", integer=True) or 0)
     if not distributed:
-        inputs = [value for value, _ in select_and_batch(state, _items(step), data, ctx, template)]
+        inputs = [value for value, _ in select_and_batch(state, _items(step), data, ctx, template, step.variables)]
         workers = max(1, min(len(inputs), max_concurrency or len(inputs) or 1))
-        execution.history.add("MapStateStarted", {"length": len(inputs)})
-        return _run_inline(execution, step, machine, inputs, workers)
+        started = execution.history.add("MapStateStarted", {"length": len(inputs)})
+        return _run_inline(execution, step, machine, inputs, workers, started)
     tolerance = (_setting(step, "ToleratedFailurePercentage", integer=False, maximum=100),
                  _setting(step, "ToleratedFailureCount", integer=True))
     items = None if "ItemReader" in state else _items(step)
@@ -165,7 +167,9 @@ def run_map_state(execution: ExecutionPort, step: Step) -> Outcome:
     return Outcome(run_map(execution, step))
 
 
-def _run_inline(execution: ExecutionPort, step: Step, machine: dict, inputs: list[Any], workers: int) -> list[Any]:
+def _run_inline(execution: ExecutionPort, step: Step, machine: dict, inputs: list[Any], workers: int,
+                started: int) -> list[Any]:
+    """Run the iterations; each MapIterationStarted follows MapStateStarted (``started``)."""
     name = step.name
     results: list[Any] = [None] * len(inputs)
     failure: list[E.StatesError] = []
@@ -174,22 +178,24 @@ def _run_inline(execution: ExecutionPort, step: Step, machine: dict, inputs: lis
     def run(index: int) -> None:
         if failure or execution.stop.is_set():
             return
-        execution.history.add("MapIterationStarted", {"name": name, "index": index})
+        execution.history.add("MapIterationStarted", {"name": name, "index": index}, previous=started)
         try:
             results[index] = execution.run_machine(machine, inputs[index], {"Index": index, "Value": inputs[index]}, step,
                                                    cancel)
             execution.history.add("MapIterationSucceeded", {"name": name, "index": index})
         except E.StatesError as exc:
-            execution.history.add("MapIterationFailed", {"name": name, "index": index})
+            if exc.error != E.RUNTIME:  # States.Runtime fails the execution at once, with no state events
+                execution.history.add("MapIterationFailed", {"name": name, "index": index}, advance=False)
             failure.append(exc)
             cancel.set()
         except E.BranchStopped:
             execution.history.add("MapIterationAborted", {"name": name, "index": index})
 
     _run_pool(run, len(inputs), workers)
+    execution.history.follow_latest()
     if failure:
         raise failure[0]  # the engine records MapStateFailed once, when no retry is left
-    execution.history.add("MapStateSucceeded")
+    execution.history.add("MapStateSucceeded", advance=False)
     return results
 
 
@@ -242,8 +248,9 @@ class MapRun:
         history.add("MapRunStarted", {"mapRunArn": self.arn})
         try:
             if items is None:
-                items = read_from_s3(self.execution.s3, self.name, self.state["ItemReader"], data, ctx)
-            inputs = select_and_batch(self.state, items, data, ctx, template)
+                items = read_from_s3(self.execution.s3, self.name, self.state["ItemReader"], data, ctx,
+                                     self.step.variables)
+            inputs = select_and_batch(self.state, items, data, ctx, template, self.step.variables)
         except E.StatesError as exc:
             self._record()
             return self._fail(exc.error, exc.cause)
@@ -275,8 +282,9 @@ class MapRun:
                 record["execution_counts"]["resultsWritten"] = sum(1 for c in written if "start" in c)
         if self.exceeded(self._failed_items):
             return self._fail(E.EXCEED_TOLERATED, EXCEEDED_CAUSE)
-        history.add("MapRunSucceeded")
-        history.add("MapStateSucceeded")
+        # As AWS records: MapStateSucceeded follows MapRunSucceeded, MapStateExited follows MapRunStarted.
+        run_succeeded = history.add("MapRunSucceeded", advance=False)
+        history.add("MapStateSucceeded", previous=run_succeeded, advance=False)
         return result if writer is not None else compact(self.children)
 
     def _fail(self, error: str, cause: str) -> Any:

@@ -21,13 +21,14 @@ def run_parallel(execution: ExecutionPort, step: Step) -> Outcome:
     """Run the branches concurrently; their outputs in order."""
     branch_input = step.lang.arguments(step)
     branches = step.state["Branches"]
-    execution.history.add("ParallelStateStarted")
+    started = execution.history.add("ParallelStateStarted")
     results: list[Any] = [None] * len(branches)
     failures: list[E.StatesError] = []
     stopped: list[E.ExecutionStopped] = []
     cancel = threading.Event()
 
     def run(i: int, branch: dict) -> None:
+        execution.history.follow(started)  # each branch's events chain from ParallelStateStarted
         try:
             results[i] = execution.run_machine(branch, branch_input, None, step, cancel)
         except E.StatesError as exc:
@@ -43,9 +44,10 @@ def run_parallel(execution: ExecutionPort, step: Step) -> Outcome:
         t.start()
     for t in threads:
         t.join()
+    execution.history.follow_latest()
     if stopped:
         raise stopped[0]
     if failures:
         raise failures[0]  # the engine records ParallelStateFailed once, when no retry is left
-    execution.history.add("ParallelStateSucceeded")
+    execution.history.add("ParallelStateSucceeded", advance=False)
     return Outcome(results)

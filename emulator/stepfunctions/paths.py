@@ -5,7 +5,9 @@ paths start with ``$`` (the data), ``$$`` (the context object) or ``$name`` (a w
 variable, https://docs.aws.amazon.com/step-functions/latest/dg/workflow-variables.html); a
 definite path that is missing is a ``States.Runtime`` error, an indefinite one (``[*]``,
 slices, filters ``[?(@.x == 1)]``, deep scan ``..``) yields an array, empty when nothing
-matches. ``ResultPath`` is a reference path (definite, on the data) and is applied to a copy of
+matches. A path may end in one of Jayway JsonPath's functions (the implementation AWS uses):
+``length()`` (elements of the array, or matches, it selects), ``min()``, ``max()``, ``avg()``,
+``sum()``, ``stddev()`` (numbers, as doubles), ``first()``, ``last()``, ``keys()``. ``ResultPath`` is a reference path (definite, on the data) and is applied to a copy of
 the raw input. Filters and deep scans are evaluated with ``jsonpath-ng`` (its extended parser),
 a maintained JSONPath library, rather than by hand.
 """
@@ -19,7 +21,7 @@ from typing import Any
 
 import jsonpath_ng.ext
 
-from emulator.stepfunctions.errors import RUNTIME, StatesError
+from emulator.stepfunctions.errors import RESULT_PATH_MATCH_FAILURE, RUNTIME, StatesError
 
 _TOKEN = re.compile(r"""\.(?P<name>[^.\[\]]+)|\[\s*(?:'(?P<qs>[^']*)'|"(?P<qd>[^"]*)"|(?P<idx>-?\d+)|(?P<star>\*)|(?P<slice>-?\d*:-?\d*))\s*\]|\.\*""")
 
@@ -31,6 +33,30 @@ class PathSyntaxError(ValueError):
 _VARIABLE = re.compile(r"\$([^\W\d]\w*)")
 # Syntax the step parser leaves to jsonpath-ng: deep scan, filters, unions, functions.
 _EXTENDED = re.compile(r"\.\.|\[\s*\?|\[[^\]]*,|@")
+_FUNCTION = re.compile(r"\.(length|min|max|avg|sum|stddev|first|last|keys)\(\)$")
+
+
+def _strip_length(path: str) -> tuple[str, str | None]:
+    """``(path without a trailing Jayway function, the function's name or None)``."""
+    m = _FUNCTION.search(path) if isinstance(path, str) else None
+    return (path[:m.start()], m.group(1)) if m else (path, None)
+
+
+def _apply_function(name: str, path: str, value: Any) -> Any:
+    """A Jayway path function applied to what the path selected."""
+    if name == "length" and isinstance(value, (list, dict, str)):
+        return len(value)
+    if name == "keys" and isinstance(value, dict):
+        return list(value)
+    if name in ("first", "last") and isinstance(value, list) and value:
+        return value[0] if name == "first" else value[-1]
+    if isinstance(value, list) and value and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        mean = sum(value) / len(value)
+        numbers = {"min": min(value), "max": max(value), "sum": sum(value), "avg": mean,
+                   "stddev": (sum((v - mean) ** 2 for v in value) / len(value)) ** 0.5}
+        if name in numbers:
+            return float(numbers[name])  # Jayway's numeric functions return doubles
+    raise StatesError(RUNTIME, f"The JSONPath '{path}': {name}() cannot be applied to {_short(value)}")
 
 
 def split_root(path: str) -> tuple[str, str]:
@@ -74,6 +100,9 @@ def parse(path: str) -> tuple[str, list[tuple[str, Any]]]:
 def is_definite(path: str) -> bool:
     """Whether the path names one value (no wildcard, slice, filter or deep scan)."""
     try:
+        path, function = _strip_length(path)
+        if function:
+            return True
         _, rest = split_root(path)
         if _EXTENDED.search(rest):
             return False
@@ -84,6 +113,7 @@ def is_definite(path: str) -> bool:
 
 def check_path(path: str) -> None:
     """Raise PathSyntaxError when ``path`` is not a path this engine evaluates."""
+    path, _ = _strip_length(path)
     root, rest = split_root(path)
     if _EXTENDED.search(rest):
         try:
@@ -109,7 +139,8 @@ def _missing_variable(path: str) -> Any:
     raise StatesError(RUNTIME, f"The JSONPath '{path}' references a variable that is not defined")
 
 
-def evaluate(path: str, data: Any, context: Any = None, variables: Any = None, field: str | None = None) -> Any:
+def evaluate(path: str, data: Any, context: Any = None, variables: Any = None, field: str | None = None,
+             past_end_is_null: bool = False) -> Any:
     """The value at ``path`` in ``data`` (``$``), ``context`` (``$$``) or a variable (``$name``).
 
     A definite path that does not exist raises States.Runtime, as AWS does; an indefinite
@@ -118,10 +149,15 @@ def evaluate(path: str, data: Any, context: Any = None, variables: Any = None, f
 
     ``field`` names the field the path came from, for AWS's error cause ("The JSONPath '$.x'
     specified for the field 'x.$' could not be found in the input '{...}'").
+    ``past_end_is_null``: an index past the end of an array gives null (a payload template's
+    ``"x.$": "$.items[5]"`` on AWS); otherwise it is missing (an intrinsic's argument on AWS).
 
     Raises:
         StatesError: States.Runtime for a missing definite path or an unparseable path.
     """
+    inner, function = _strip_length(path)
+    if function:
+        return _apply_function(function, path, evaluate(inner, data, context, variables, field, past_end_is_null))
     try:
         root, rest = split_root(path)
         extended = bool(_EXTENDED.search(rest))
@@ -149,6 +185,9 @@ def evaluate(path: str, data: Any, context: Any = None, variables: Any = None, f
                 if not isinstance(value, list) or not -len(value) <= arg < len(value):
                     if multi:
                         continue
+                    if isinstance(value, list) and past_end_is_null:
+                        nxt.append(None)
+                        continue
                     raise _missing(path, field, base)
                 nxt.append(value[arg])
             elif kind == "slice":
@@ -172,7 +211,7 @@ def is_path_value_present(path: str, data: Any, context: Any = None, variables: 
 def _missing(path: str, field: str | None, data: Any) -> StatesError:
     where = f" specified for the field '{field}'" if field else ""
     return StatesError(RUNTIME, f"The JSONPath '{path}'{where} could not be found in the input "
-                                f"'{json.dumps(data, default=str)}'")
+                                f"'{json.dumps(data, default=str, separators=(',', ':'), ensure_ascii=False)}'")
 
 
 def _short(value: Any) -> str:
@@ -188,11 +227,13 @@ def apply_input_path(path: str | None, data: Any, context: Any, variables: Any =
 
 
 def apply_result_path(result_path: str | None, state_input: Any, result: Any) -> Any:
-    """ResultPath: where the result goes in (a copy of) the state input.
+    """ResultPath: where the result goes in (a copy of) the state input; missing objects on the
+    way are created.
 
     Raises:
-        StatesError: States.Runtime when the path cannot be applied to the input (an index
-            into an object or past an array's end, a field of a non-object).
+        StatesError: States.ResultPathMatchFailure when the path cannot be applied to the input
+            (a field of a non-object, an index into a non-array or past its end), as
+            concepts-error-handling.html defines it (catchable).
     """
     if result_path is None:
         return copy.deepcopy(state_input)
@@ -203,24 +244,22 @@ def apply_result_path(result_path: str | None, state_input: Any, result: Any) ->
         return result
     out = copy.deepcopy(state_input)
     node = out
+
+    def mismatch(why: str) -> StatesError:
+        return StatesError(RESULT_PATH_MATCH_FAILURE,
+                           f"Unable to apply ResultPath {result_path!r} to input {_short(state_input)}: {why}")
+
     for position, (kind, key) in enumerate(steps):
         last = position == len(steps) - 1
         if kind == "index":
             if not isinstance(node, list) or not -len(node) <= key < len(node):
-                raise StatesError(RUNTIME, f"Unable to apply ResultPath {result_path!r} to input {_short(state_input)}: "
-                                           f"index [{key}] is not an element of an array")
-            if last:
-                node[key] = result
-            else:
-                node = node[key]
-            continue
-        if not isinstance(node, dict):
-            raise StatesError(RUNTIME, f"Unable to apply ResultPath {result_path!r} to input {_short(state_input)}: "
-                                       f"{key!r} is not a field of an object")
+                raise mismatch(f"index [{key}] is not an element of an array")
+        elif not isinstance(node, dict):
+            raise mismatch(f"{key!r} is not a field of an object")
+        elif key not in node and not last:
+            node[key] = {}
         if last:
             node[key] = result
         else:
-            if key not in node or not isinstance(node[key], (dict, list)):
-                node[key] = {}
             node = node[key]
     return out

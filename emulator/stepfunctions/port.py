@@ -73,7 +73,8 @@ class ExecutionPort(Protocol):
         """Run a nested machine (branch, inline iteration) from StartAt to its end; returns its output.
 
         ``parent`` is the Map/Parallel step: the nested states read its variables (in an inner
-        scope) and inherit its query language. When ``cancel`` is set the machine stops before
+        scope); nested states without a QueryLanguage take the state machine's (not the Map's
+        or Parallel's). When ``cancel`` is set the machine stops before
         its next state with BranchStopped.
         """
 
@@ -81,7 +82,7 @@ class ExecutionPort(Protocol):
                     parent: "Step | None" = None, max_duration_s: float | None = None) -> ExecutionResult:
         """Run a child execution with its own history (never raises for the child's runtime errors).
 
-        The child inherits the parent step's query language but none of its variables; it ends
+        The child's states take the state machine's query language and none of the parent's variables; it ends
         TIMED_OUT past ``max_duration_s``, and ABORTED (history kept) when the parent stops, after
         which the caller raises ExecutionStopped.
         """
@@ -107,7 +108,7 @@ class Language(Protocol):
     def items(self, step: "Step") -> Any:
         """A Map's items in the state's input: ``ItemsPath`` or ``Items``."""
 
-    def path(self, step: "Step", path: str, data: Any = None) -> Any:
+    def path(self, step: "Step", path: str, data: Any = None, field: str = "v") -> Any:
         """A path or intrinsic (JSONPath) or an expression (JSONata)."""
 
     def condition(self, step: "Step", rule: dict[str, Any]) -> bool:

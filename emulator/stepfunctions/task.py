@@ -79,28 +79,35 @@ def run_task(execution: ExecutionPort, step: Step) -> Outcome:
         if not isinstance(params, dict):
             raise E.StatesError(E.RUNTIME, f"State {step.name!r}: the lambda:invoke arguments must be an object")
         function = function_name_of(str(params.get("FunctionName", "")))
-        history.add("TaskScheduled", {"resourceType": "lambda", "resource": "invoke",
-                                      "region": aws.REGION, "parameters": as_json(params)})
+        scheduled = {"resourceType": "lambda", "resource": "invoke", "region": aws.REGION, "parameters": as_json(params)}
+        # TaskScheduledEventDetails carry the timeouts a state sets as literal numbers.
+        for field, key in (("TimeoutSeconds", "timeoutInSeconds"), ("HeartbeatSeconds", "heartbeatInSeconds")):
+            if isinstance(step.state.get(field), int):
+                scheduled[key] = step.state[field]
+        history.add("TaskScheduled", scheduled)
         history.add("TaskStarted", {"resourceType": "lambda", "resource": "invoke"})
     else:
         function = function_name_of(resource)
-        history.add("LambdaFunctionScheduled", {"resource": resource, "input": as_json(params)})
+        history.add("LambdaFunctionScheduled", {"resource": resource, "input": as_json(params),
+                                                "inputDetails": {"truncated": False}})
         history.add("LambdaFunctionStarted")
     try:
         payload = _payload(params) if resource == LAMBDA_INVOKE else params
         output, request_id, log_text = invoke_with_timeout(execution.invoker, function, payload, _timeout(step))
     except E.StatesError as exc:
-        prefix = "Task" if resource == LAMBDA_INVOKE else "LambdaFunction"
         kind = "TimedOut" if exc.error == E.TIMEOUT else "Failed"
-        details = {"error": exc.error, "resourceType": "lambda"}
+        # TaskFailedEventDetails name the resource; LambdaFunctionFailedEventDetails hold only error and cause.
+        prefix, details = (("Task", {"resourceType": "lambda", "resource": "invoke", "error": exc.error})
+                           if resource == LAMBDA_INVOKE else ("LambdaFunction", {"error": exc.error}))
         if exc.cause:
             details["cause"] = exc.cause
         history.add(f"{prefix}{kind}", details)
         raise
     if resource == LAMBDA_INVOKE:
-        history.add("TaskSucceeded", {"resourceType": "lambda", "resource": "invoke", "output": as_json(output)})
+        history.add("TaskSucceeded", {"resourceType": "lambda", "resource": "invoke", "output": as_json(output),
+                                      "outputDetails": {"truncated": False}})
         return Outcome(invoke_response(output, request_id, params.get("LogType"), log_text))
-    history.add("LambdaFunctionSucceeded", {"output": as_json(output)})
+    history.add("LambdaFunctionSucceeded", {"output": as_json(output), "outputDetails": {"truncated": False}})
     return Outcome(output)
 
 

@@ -30,7 +30,7 @@ def resolve_template(template: Any, data: Any, context: Any, variables: Any = No
                 if not isinstance(value, str):
                     raise StatesError(RUNTIME, f"field {key!r} must hold a path or intrinsic function string")
                 out[key[:-2]] = (call_intrinsic(value, data, context, variables) if is_intrinsic(value)
-                                else evaluate(value, data, context, variables, key))
+                                else evaluate(value, data, context, variables, key, past_end_is_null=True))
             else:
                 out[key] = resolve_template(value, data, context, variables)
         return out
