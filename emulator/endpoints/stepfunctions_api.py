@@ -77,12 +77,7 @@ class StepFunctionsAPI:
 
     # -- state machines ----------------------------------------------------------------
     def _machine(self, arn: str) -> dict[str, Any]:
-        doc = self.twin.machines.get(arn)
-        if doc is None:
-            if not str(arn).startswith(f"arn:{aws.PARTITION}:states:"):
-                raise ApiError("InvalidArn", f"Invalid Arn: '{arn}'")
-            raise ApiError("StateMachineDoesNotExist", f"State Machine Does Not Exist: '{arn}'")
-        return doc
+        return _lookup(self.twin.machines, arn, "StateMachineDoesNotExist", "State Machine Does Not Exist")
 
     def create_machine(self, name: str, definition: str, role_arn: str, machine_type: str = "STANDARD",
                        substitutions: dict[str, str] | None = None, replace: bool = False) -> dict[str, Any]:
@@ -168,12 +163,7 @@ class StepFunctionsAPI:
 
     # -- executions -----------------------------------------------------------------------
     def _execution(self, arn: str) -> dict[str, Any]:
-        doc = self.twin.executions.get(arn)
-        if doc is None:
-            if not str(arn).startswith(f"arn:{aws.PARTITION}:states:"):
-                raise ApiError("InvalidArn", f"Invalid Arn: '{arn}'")
-            raise ApiError("ExecutionDoesNotExist", f"Execution Does Not Exist: '{arn}'")
-        return doc
+        return _lookup(self.twin.executions, arn, "ExecutionDoesNotExist", "Execution Does Not Exist")
 
     def _begin(self, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], Any, bool]:
         machine = self._machine(require(body, "stateMachineArn"))
@@ -389,3 +379,13 @@ def _without_data(event: dict[str, Any]) -> dict[str, Any]:
             value = {k: v for k, v in value.items() if k not in ("input", "output")}
         out[key] = value
     return out
+
+
+def _lookup(table: dict[str, dict[str, Any]], arn: str, missing: str, message: str) -> dict[str, Any]:
+    """The document of ``arn``; AWS's InvalidArn for what is not a Step Functions ARN, else ``missing``."""
+    doc = table.get(arn)
+    if doc is None:
+        if not str(arn).startswith(f"arn:{aws.PARTITION}:states:"):
+            raise ApiError("InvalidArn", f"Invalid Arn: '{arn}'")
+        raise ApiError(missing, f"{message}: '{arn}'")
+    return doc
