@@ -35,7 +35,7 @@ from emulator.contracts import aws
 from emulator.contracts.errors import UserError
 from emulator.contracts.lambdas import LambdaFunctionError
 from emulator.endpoints.core import Twin
-from emulator.endpoints.wire import ApiError, iso_lambda, json_response, page, require
+from emulator.endpoints.wire import ApiError, iso_lambda, json_object, json_response, page, require
 
 PREFIX = "/2015-03-31/functions"
 _ROUTE = re.compile(r"^/2015-03-31/functions/?(?P<name>[^/]+)?(?P<rest>/[a-z]+)?/?$")
@@ -81,13 +81,7 @@ class LambdaAPI:
 
     @staticmethod
     def _body(request: Request) -> dict[str, Any]:
-        try:
-            body = json.loads(request.get_data() or b"{}")
-        except json.JSONDecodeError:
-            raise ApiError("InvalidRequestContentException", "Could not parse request body into json") from None
-        if not isinstance(body, dict):
-            raise ApiError("InvalidRequestContentException", "The request body must be a JSON object")
-        return body
+        return json_object(request.get_data(), "InvalidRequestContentException", "Could not parse request body into json")
 
     def _doc(self, name: str) -> dict[str, Any]:
         doc = self.twin.functions.get(name)

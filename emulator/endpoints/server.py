@@ -21,7 +21,6 @@ set ``AWS_DISABLE_HOST_PREFIX_INJECTION=true`` (boto3 and the AWS CLI read it).
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import signal
@@ -46,7 +45,7 @@ from emulator.docker.nat import NatPreset
 from emulator.docker.network import NetworkConfig, Topology
 from emulator.endpoints import lambda_api, logs_api, stepfunctions_api
 from emulator.endpoints.core import Twin
-from emulator.endpoints.wire import ApiError, json_error, json_response, rest_error
+from emulator.endpoints.wire import ApiError, json_error, json_object, json_response, rest_error
 
 _TARGETS = {"AWSStepFunctions": "states", "Logs_20140328": "logs"}
 _SERVED = {"states", "logs", "lambda", "s3"}
@@ -102,12 +101,7 @@ class Endpoints:
     @staticmethod
     def _json(api: Any, target: str, request: Request, content_type: str) -> Response:
         try:
-            try:
-                body = json.loads(request.get_data() or b"{}")
-            except json.JSONDecodeError:
-                raise ApiError("SerializationException", "The request body is not valid JSON") from None
-            if not isinstance(body, dict):
-                raise ApiError("SerializationException", "The request body must be a JSON object")
+            body = json_object(request.get_data(), "SerializationException", "The request body is not valid JSON")
             return json_response(api.handle(target.split(".", 1)[1], body), content_type)
         except ApiError as err:
             return json_error(err, content_type)

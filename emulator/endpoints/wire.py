@@ -102,6 +102,17 @@ def page(items: list[Any], token: str | None, limit: int | None, default: int, m
     return chunk, nxt
 
 
+def json_object(data: bytes, code: str, not_json: str) -> dict[str, Any]:
+    """A request body that must be a JSON object (empty = ``{}``); else ApiError ``code`` (the protocol's own)."""
+    try:
+        body = json.loads(data or b"{}")
+    except json.JSONDecodeError:
+        raise ApiError(code, not_json) from None
+    if not isinstance(body, dict):
+        raise ApiError(code, "The request body must be a JSON object")
+    return body
+
+
 def require(body: dict[str, Any], field: str) -> Any:
     """A required request member.
 
