@@ -21,7 +21,7 @@ import statistics
 
 from sim import reference
 from sim.calibrate import leave_one_out, residuals
-from sim.model import JobSpec, simulate
+from sim.model import simulate
 from sim.params import reference_params
 from sim.plan import percentile
 
@@ -65,9 +65,7 @@ def end_to_end() -> list[tuple[str, ...]]:
     p = reference_params()
     rows = []
     for gb, mb in E2E:
-        spec = JobSpec(data_size_bytes=int(gb * 10**9), partition_size_bytes=mb * 10**6, memory_mb=10240,
-                       batch_size=512, timeout_s=900, max_concurrency=0, account_concurrency=10_000,
-                       express_children=True, control_memory_mb=128, control_timeout_s=900, summarize_reads="list-page")
+        spec = reference.real_pipeline_spec(gb, mb)
         results = [simulate(spec, p, seed) for seed in range(SEEDS)]
         spans = [r.makespan_s for r in results]
         maps = [r.steps["Map"][1] - r.steps["Map"][0] for r in results if "Map" in r.steps]

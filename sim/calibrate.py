@@ -32,6 +32,8 @@ from emulator.contracts.cloudwatch import parse_report_lines
 from emulator.contracts.job import DEFAULT_BATCH_SIZE
 from emulator.contracts import runrecord
 from emulator.contracts.runrecord import RunRecord
+from sim.asl import Workflow
+from sim.model import JobSpec, simulate
 from sim.params import ModelParams
 
 STRAGGLER_MIN_RATIO = 1.3  # a CPU phase this much above the median (and 3 sigma) is a straggler
@@ -99,6 +101,23 @@ class OutsideMap:
     partitions: int | None = None  # keys Initialize lists; None = one per rank
     summarize_reads: str = "keys"
     cold_starts: int = 2  # of Initialize and Summarize (published figures: a fresh deployment assumed)
+
+
+@dataclass(frozen=True)
+class CompletedRun:
+    """A job known to have completed on AWS with no failed item (e.g. a published run), and its state machine.
+
+    Completion alone is evidence: with ``workflow``'s Retry and failure tolerance, a
+    Distributed Map that started children faster than Lambda adds environments
+    (1,000 per 10 s per function) would have failed items on
+    ``Lambda.TooManyRequestsException``. So the child start rate is at most the
+    largest rate at which the simulation completes ``spec`` on ``seeds``.
+    """
+
+    run: str
+    spec: JobSpec
+    workflow: Workflow
+    seeds: int = 3
 
 
 # -- evidence ---------------------------------------------------------------------------------
@@ -548,12 +567,48 @@ def _fit_orchestration(p: ModelParams, orch: list[Orchestration]) -> None:
         _fitted(p, "transition_latency_s", max(0.0, statistics.median(gaps)), f"gaps between steps of {len(gaps)} executions")
 
 
+def _completes(p: ModelParams, run: CompletedRun, rate: float) -> bool:
+    trial = replace(p, child_start_rate_per_s=rate)
+    return all(simulate(run.spec, trial, seed, workflow=run.workflow).items_failed == 0 for seed in range(run.seeds))
+
+
+def _bound_child_start_rate(p: ModelParams, completed: list[CompletedRun], resolution: float = 0.02) -> None:
+    """Lower ``child_start_rate_per_s`` to the largest rate at which every completed run completes in the model.
+
+    Only when no execution history measured the rate. Bisection on the rate
+    (relative ``resolution``) between the scaling rate's floor and the current value.
+    """
+    if not completed or p.source_of("child_start_rate_per_s").startswith("fitted"):
+        return
+    bound, binding = p.child_start_rate_per_s, []
+    for run in completed:
+        if _completes(p, run, bound):
+            continue
+        low, high = 1.0, bound
+        if not _completes(p, run, low):
+            p.warnings.append(f"completed run {run.run} fails in the model even at 1 child/s: its failures are not "
+                              "throttling (check memory, timeouts and concurrency)")
+            continue
+        while high / low > 1 + resolution:
+            middle = math.sqrt(low * high)
+            low, high = (middle, high) if _completes(p, run, middle) else (low, middle)
+        bound = low
+        binding.append(run.run)
+    if binding:
+        p.unidentified = [u.replace("orchestration (child start rate, ", "orchestration (") for u in p.unidentified]
+        _fitted(p, "child_start_rate_per_s", bound, "upper bound: the largest rate at which the model completes "
+                f"{', '.join(binding)} with its state machine's Retry ({min(r.seeds for r in completed)} seeds or more)")
+        p.unidentified.append(f"child start rate: only bounded above ({bound:.0f}/s) by runs that completed; "
+                              "an execution history measures it")
+
+
 def fit(observations: list[Observation], base: ModelParams | None = None,
         orchestration: list[Orchestration] | None = None, source: str | None = None,
-        outside: list[OutsideMap] | None = None) -> ModelParams:
+        outside: list[OutsideMap] | None = None, completed: list[CompletedRun] | None = None) -> ModelParams:
     """Parameters that best explain the evidence; see the module docstring.
 
     ``outside``: times outside the Map beyond those of ``orchestration`` (e.g. published figures).
+    ``completed``: jobs known to have completed, which bound the child start rate (``CompletedRun``).
 
     Raises:
         ValueError: no usable observation.
@@ -574,6 +629,7 @@ def fit(observations: list[Observation], base: ModelParams | None = None,
     _fit_orchestration(p, orchestration or [])
     p.residuals = residuals(p, observations)
     _fit_outside_map(p, [o.outside_map for o in orchestration or [] if o.outside_map] + list(outside or []))
+    _bound_child_start_rate(p, list(completed or []))
     p.source = source or f"calibration from {len({o.run for o in observations})} run(s), {len(observations)} invocations"
     return p
 

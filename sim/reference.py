@@ -19,15 +19,19 @@ from datetime import datetime
 from pathlib import Path
 
 from emulator.contracts.cloudwatch import ReportLine, billed_duration_ms, parse_report_line
-from sim.calibrate import Observation, OutsideMap, fit
+from sim.asl import read_workflow
+from sim.calibrate import CompletedRun, Observation, OutsideMap, fit
+from sim.model import JobSpec
 from sim.params import REFERENCE_CALIBRATION, ModelParams
 
 DATA = Path(__file__).resolve().parent / "reference" / "cosmicai-aws"
+# The real pipeline's state machine (its Retry, no failure tolerance, Express children), as published.
+REAL_DEFINITION = Path(__file__).resolve().parent / "reference" / "cosmicai.asl.json"
 MEMORY_MB = 10_240
 SAMPLES_PER_100MB = 5_113  # README: a "100MB" partition holds 5,113 samples
 SOURCE = ("CosmicAI on AWS (sim/reference/cosmicai-aws: 25/50 MB worker timings of 1 GB jobs, "
           "75 MB REPORT lines, all at 10,240 MB, batch 512; issue 15: outside-Map times at 41 and 517 "
-          "workers, the seed's Initialize REPORTs)")
+          "workers, the seed's Initialize REPORTs, the 1 TB runs that completed)")
 # The real pipeline's time outside the Map (execution minus Map: Initialize, Summarize, transitions), as issue 15
 # publishes it. Its Summarize (AI-for-Astronomy aws/lambda/summarizer.py, github.com/mstaylor/AI-for-Astronomy) lists
 # ONE ListObjectsV2 page (no continuation token: at most 1,000 keys) and GETs those results one after another.
@@ -42,6 +46,10 @@ OUTSIDE_MAP_PLATEAU = (2_600, 50.0, 58.0)  # from this many workers up, seconds 
 # CosmicAI's initializer; they identify the control functions' INIT, fixed CPU and memory.
 SEED_INITIALIZE = ((0.587, 0.468, 87.0), (0.637, 0.487, 89.0))  # (Duration s, Init s, Max Memory MB)
 SEED_WORLD = 41
+# Issue 15: the real 1 TB jobs (100 MB partitions, so 10,000 workers) completed with REAL_DEFINITION, whose worker
+# Task retries throttling only 3 times (1, 2, 4 s) and whose Map tolerates no failed item. That bounds how fast the
+# Distributed Map can have started children (sim.calibrate.CompletedRun).
+COMPLETED = ((1000, 100),)  # (data GB, partition MB)
 _LINE = re.compile(r"^(?P<ts>\S+ \S+) - (?P<msg>.*)$")
 _SIZE = re.compile(r"^(?P<mb>[0-9.]+)MB/")
 
@@ -189,9 +197,33 @@ def outside_map() -> list[OutsideMap]:
                        summarize_reads=OUTSIDE_MAP_READS) for world, seconds in OUTSIDE_MAP_FITTED]
 
 
+def real_pipeline_spec(data_gb: float, partition_mb: float, **simulation: object) -> JobSpec:
+    """The real CosmicAI pipeline's configuration for ``data_gb`` of data in ``partition_mb`` partitions.
+
+    As published where the data says: workers at 10,240 MB, batch 512, each reads its own partition,
+    Express children and no MaxConcurrency (REAL_DEFINITION), Summarize lists one page and reads the
+    results one by one. Assumed: account concurrency 10,000 (its 10,000-worker runs completed),
+    control functions at 128 MB (Lambda's default) with a 900 s timeout, workers' timeout 900 s.
+    """
+    fields: dict[str, object] = dict(
+        data_size_bytes=int(data_gb * 10**9), partition_size_bytes=int(partition_mb * 10**6), memory_mb=MEMORY_MB,
+        batch_size=512, timeout_s=900, max_concurrency=0, account_concurrency=10_000,
+        control_memory_mb=OUTSIDE_MAP_MEMORY_MB, control_timeout_s=900, summarize_reads=OUTSIDE_MAP_READS,
+        definition=str(REAL_DEFINITION))
+    return JobSpec(**{**fields, **simulation})
+
+
+def completed_runs() -> list[CompletedRun]:
+    """The published runs known to have completed, with the real state machine."""
+    flow = read_workflow(REAL_DEFINITION)
+    return [CompletedRun(f"issue-15-completed-{gb:g}GB-{mb:g}MB", real_pipeline_spec(gb, mb), flow)
+            for gb, mb in COMPLETED]
+
+
 def build(data: Path = DATA) -> ModelParams:
     """The reference calibration: the model fitted to the shipped data and the published outside-Map times."""
-    return annotate(fit(observations(data), ModelParams(), source=SOURCE, outside=outside_map()), data)
+    return annotate(fit(observations(data), ModelParams(), source=SOURCE, outside=outside_map(),
+                        completed=completed_runs()), data)
 
 
 def annotate(params: ModelParams, data: Path = DATA) -> ModelParams:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from dataclasses import replace
@@ -11,7 +12,8 @@ import pytest
 from emulator.contracts.cloudwatch import ReportLine, report_line
 from emulator.contracts.runrecord import save
 from sim import reference
-from sim.calibrate import (fit, leave_one_out, load_observations, observations_from_cloudwatch,
+from sim.asl import read_workflow
+from sim.calibrate import (CompletedRun, fit, leave_one_out, load_observations, observations_from_cloudwatch,
                            observations_from_record, orchestration_from_record)
 from sim.model import JobSpec, simulate
 from sim.params import ModelParams, reference_params
@@ -252,3 +254,74 @@ def test_outside_map_counts_the_control_cold_starts_of_the_record(tmp_path):
     assert warm.cold_starts == 0
     assert truth.outside_map_seconds(200, 200, 128, "keys", 0) == pytest.approx(
         truth.outside_map_seconds(200, 200, 128) - 1.8)
+
+
+# -- runs known to have completed bound the child start rate ------------------------------------
+
+STRICT_ASL = {  # the real pipeline's shape: 3 retries at 1, 2, 4 s and no failure tolerance
+    "StartAt": "Initialize",
+    "States": {
+        "Initialize": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+                       "Parameters": {"FunctionName": "${InitializeFunctionArn}"}, "Next": "Map"},
+        "Map": {"Type": "Map", "Next": "Summarize", "ItemProcessor": {
+            "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"}, "StartAt": "W",
+            "States": {"W": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "End": True,
+                             "Parameters": {"FunctionName": "${WorkerFunctionArn}"},
+                             "Retry": [{"ErrorEquals": ["Lambda.TooManyRequestsException"], "IntervalSeconds": 1,
+                                        "MaxAttempts": 3, "BackoffRate": 2}]}}}},
+        "Summarize": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+                      "Parameters": {"FunctionName": "${SummarizeFunctionArn}"}, "End": True},
+    },
+}
+
+
+def _completed_run(tmp_path, world: int) -> CompletedRun:
+    path = tmp_path / "strict.asl.json"
+    path.write_text(json.dumps(STRICT_ASL))
+    # Workers of about 35 s: environments are not freed (and reused warm) while the Map is still starting them.
+    spec = JobSpec(data_size_bytes=world * 200_000_000, partition_size_bytes=200_000_000, memory_mb=1769, timeout_s=900,
+                   max_concurrency=0, account_concurrency=10_000, definition=str(path))
+    return CompletedRun(f"done-{world}", spec, read_workflow(path), seeds=2)
+
+
+def test_a_run_that_completed_bounds_the_child_start_rate(tmp_path):
+    # 4,000 children against Lambda's 1,000 environments per 10 s: starting them at the prior's 500/s throttles
+    # past 3 retries, so a run that completed says the Map started them slower; the bound is the largest rate
+    # at which the model still completes it.
+    run = _completed_run(tmp_path, 4000)
+    base = replace(TRUTH, child_start_rate_per_s=500.0)
+    assert simulate(run.spec, base, 0, workflow=run.workflow).items_failed > 0
+    p = fit(synthetic_runs(tmp_path)[0], base, completed=[run])
+    bound = p.child_start_rate_per_s
+    assert 100 < bound < 500  # above Lambda's sustained 100 environments/s: the first 1,000 come at once
+    assert p.source_of("child_start_rate_per_s").startswith("fitted: upper bound")
+    assert any(u.startswith("child start rate: only bounded above") for u in p.unidentified)
+    for seed in range(4):
+        assert simulate(run.spec, p, seed, workflow=run.workflow).items_failed == 0
+    faster = replace(p, child_start_rate_per_s=bound * 1.1)
+    assert any(simulate(run.spec, faster, seed, workflow=run.workflow).items_failed for seed in range(2))
+
+
+def test_a_measured_child_start_rate_is_not_overridden_by_a_bound(tmp_path):
+    obs, orch = synthetic_runs(tmp_path)
+    p = fit(obs, orchestration=orch, completed=[_completed_run(tmp_path, 4000)])
+    assert p.child_start_rate_per_s == pytest.approx(TRUTH.child_start_rate_per_s, rel=0.02)
+    assert p.source_of("child_start_rate_per_s").startswith("fitted: worker start spread")
+
+
+def test_a_small_completed_run_leaves_the_rate_alone(tmp_path):
+    p = fit(synthetic_runs(tmp_path)[0], replace(TRUTH, child_start_rate_per_s=500.0),
+            completed=[_completed_run(tmp_path, 500)])
+    assert p.child_start_rate_per_s == 500.0 and not p.source_of("child_start_rate_per_s").startswith("fitted")
+
+
+def test_reference_completes_the_real_1_tb_runs_with_the_real_state_machine():
+    # Issue 15: the real 1 TB runs completed, while the model (then) failed thousands of items on throttling.
+    p = reference_params()
+    assert p.source_of("child_start_rate_per_s").startswith("fitted: upper bound")
+    spec = reference.real_pipeline_spec(1000, 100)
+    flow = read_workflow(reference.REAL_DEFINITION)
+    assert spec.world == 10_000 and flow.express_children and flow.tolerated_failure_percentage is None
+    for seed in range(3):
+        result = simulate(spec, p, seed, workflow=flow)
+        assert result.status == "SUCCEEDED" and result.items_failed == 0
