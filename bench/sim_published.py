@@ -5,12 +5,10 @@ against (issue 15 and sim/reference/cosmicai-aws/README.md), saying whether the
 figure was fitted or is a check. Part 2 predicts the end-to-end execution time
 of the real pipeline's configurations, 1 GB to 1 TB, for comparison with the
 held-out real runs (which are not in this repository and were not read).
-Assumptions of part 2 (the real pipeline as published, where the data says):
-workers at 10,240 MB, batch 512, each reads its own partition; Express children
-(its ASL); MaxConcurrency unset (the Map's 10,000); account concurrency 10,000
-(assumed: its 10,000-worker runs completed); Initialize/Summarize at 128 MB
-(assumed: Lambda's default) with a 900 s timeout; Summarize lists one page and
-reads results one by one (its summarizer.py). 5 seeds, p50 and p95.
+Part 2's configuration and assumptions are sim.reference.real_pipeline_spec's
+(the real state machine, sim/reference/cosmicai.asl.json; workers at 10,240 MB,
+batch 512; account concurrency 10,000 and control functions at 128 MB assumed).
+5 seeds, p50 and p95.
 Run: python bench/sim_published.py
 """
 
