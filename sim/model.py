@@ -150,6 +150,9 @@ class SimResult:
     steps: dict[str, tuple[float, float]] = field(default_factory=dict)  # state -> (entered, exited)
     params_source: str = "defaults"
     workflow_source: str = ""
+    failures: dict[str, int] = field(default_factory=dict)  # final error of each failed item -> items
+    control_failure: tuple[str, str] | None = None  # (role, error) of a failed Initialize or Summarize
+    worker_memory_needed_mb: float = 0.0  # predicted Max Memory Used of a worker, whatever its MemorySize
 
     @property
     def worker_invocations(self) -> list[dict[str, Any]]:
@@ -235,6 +238,8 @@ class _Simulation:
         self.invocations: list[dict[str, Any]] = []
         self.items_failed = 0
         self.items_caught = 0
+        self.failures: dict[str, int] = {}
+        self.control_failure: tuple[str, str] | None = None
         self.parent_transitions = 0
         self.child_transitions = 0
         self.steps: dict[str, tuple[float, float]] = {}
@@ -378,7 +383,7 @@ class _Simulation:
 
     # -- the state machine ----------------------------------------------------------
     def task(self, role: str, memory_mb: int, timeout_s: float, rank: int | None = None):
-        """A Task state invoking ``role``'s function with the ASL's Retry and Catch; value: final status.
+        """A Task state invoking ``role``'s function with the ASL's Retry and Catch; value: (final status, error).
 
         "caught": the retries are spent and a Catch matched (the state does not fail).
         """
@@ -390,10 +395,10 @@ class _Simulation:
                 self.child_transitions += 1
             status, error = yield from self.invoke(role, memory_mb, timeout_s, rank)
             if status == "success":
-                return status
+                return status, None
             delay = counter.next_delay(error, self.jitter)
             if delay is None:
-                return "caught" if self.flow.caught(role, error) else status
+                return ("caught" if self.flow.caught(role, error) else status), error
             yield self.env.timeout(delay)
 
     def map_slot(self):
@@ -410,18 +415,22 @@ class _Simulation:
             launch = max(self.env.now, self.next_launch)  # Distributed Map starts children at a bounded rate
             self.next_launch = launch + interval
             yield self.env.timeout(launch - self.env.now + p.child_start_latency_s)
-            status = yield from self.task("worker", self.config.worker_memory_mb, self.config.worker_timeout_s, rank)
+            status, error = yield from self.task("worker", self.config.worker_memory_mb, self.config.worker_timeout_s,
+                                                 rank)
             if status == "caught":
                 self.items_caught += 1  # the child succeeds; its rank's result is missing for Summarize
             elif status != "success":
                 self.items_failed += 1
+            if status != "success":
+                self.failures[error] = self.failures.get(error, 0) + 1
 
     def job(self):
         p, config = self.params, self.config
         t0 = self.env.now
-        status = yield from self.task("initialize", config.control_memory_mb, config.control_timeout_s)
+        status, error = yield from self.task("initialize", config.control_memory_mb, config.control_timeout_s)
         self.steps["Initialize"] = (t0, self.env.now)
         if status != "success":  # a caught control error leaves the success path: the job does not complete
+            self.control_failure = ("initialize", error)
             return "FAILED"
         yield self.env.timeout(p.transition_latency_s)
         t1 = self.env.now
@@ -434,9 +443,10 @@ class _Simulation:
             return "FAILED"
         yield self.env.timeout(p.transition_latency_s)
         t2 = self.env.now
-        status = yield from self.task("summarize", config.control_memory_mb, config.control_timeout_s)
+        status, error = yield from self.task("summarize", config.control_memory_mb, config.control_timeout_s)
         self.steps["Summarize"] = (t2, self.env.now)
         if status != "success":
+            self.control_failure = ("summarize", error)
             return "FAILED"
         # Summarize reports missing or failed ranks; the Choice then ends in Fail.
         return "SUCCEEDED" if self.items_failed == 0 and self.items_caught == 0 else "FAILED"
@@ -467,7 +477,8 @@ class _Simulation:
         )
         return SimResult(spec, self.seed, status, makespan, self.invocations, self.items_failed, self.lam.throttles,
                          self.lam.cold_starts, self.lam.peak, self.lam.series, bill_for_usage(usage, prices), usage,
-                         self.steps, self.params.source, self.flow.source)
+                         self.steps, self.params.source, self.flow.source, dict(self.failures), self.control_failure,
+                         self.params.max_memory_mb(self.bytes_held))
 
 
 def simulate(spec: JobSpec, params: ModelParams | None = None, seed: int = 0,

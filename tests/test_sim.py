@@ -92,8 +92,10 @@ def test_the_asl_is_read_not_restated(tmp_path):
     flow = read_workflow(ASL)
     assert [r.max_attempts for r in flow.retriers_for("initialize")] == [3]
     assert [r.max_attempts for r in flow.retriers_for("summarize")] == [3]
-    [worker] = flow.retriers_for("worker")
-    assert worker.max_attempts == 2 and worker.max_delay_s == 10 and worker.jitter == "FULL"
+    throttled, crashed = flow.retriers_for("worker")
+    assert "Lambda.TooManyRequestsException" in throttled.error_equals and crashed.error_equals == ("Runtime.ExitError",)
+    assert throttled.max_attempts == 6 and throttled.max_delay_s == 30 and throttled.jitter == "FULL"
+    assert crashed.max_attempts == 2 and crashed.max_delay_s == 10 and crashed.jitter == "FULL"
     assert flow.max_concurrency_path == "$.max_concurrency" and flow.tolerated_failure_percentage == 100
     assert not flow.express_children and flow.parent_transitions == 5 and flow.child_transitions == 1
 
@@ -127,23 +129,26 @@ def test_max_concurrency_comes_from_the_definition(tmp_path):
 
 def test_throttles_retry_as_the_asl_says(tmp_path):
     # 3,000 workers all at once (MaxConcurrency 0 = the Map's 10,000) against 1,000 account concurrency.
-    few = simulate(spec(3000, max_concurrency=0), seed=0)
-    assert few.throttles > 0 and few.items_failed > 0 and few.peak_concurrency == 1000
+    # The shipped Retry (6 attempts, up to 30 s apart) rides out the queue of these short workers.
+    patient = simulate(spec(3000, max_concurrency=0), seed=0)
+    assert patient.throttles > 0 and patient.items_failed == 0 and patient.peak_concurrency == 1000
+    assert patient.status == "SUCCEEDED"
+
+    def impatient(d):
+        retry = d["States"]["Infer"]["ItemProcessor"]["States"]["InferPartition"]["Retry"][0]
+        retry.update(MaxAttempts=1)
+    few = simulate(spec(3000, max_concurrency=0, definition=write_asl(tmp_path, impatient)), seed=0)
+    assert few.items_failed > 0 and few.failures == {"Lambda.TooManyRequestsException": few.items_failed}
     assert few.status == "FAILED"  # ToleratedFailurePercentage 100: the Map succeeds, Summarize reports the ranks
 
-    def patient(d):
-        retry = d["States"]["Infer"]["ItemProcessor"]["States"]["InferPartition"]["Retry"][0]
-        retry.update(MaxAttempts=60, IntervalSeconds=5, MaxDelaySeconds=30)
-    many = simulate(spec(3000, max_concurrency=0, definition=write_asl(tmp_path, patient)), seed=0)
-    assert many.items_failed == 0 and many.status == "SUCCEEDED" and many.throttles > 0
-
     def strict(d):
+        impatient(d)
         del d["States"]["Infer"]["ToleratedFailurePercentage"]
     failed_map = simulate(spec(3000, max_concurrency=0, definition=write_asl(tmp_path, strict)), seed=0)
     assert failed_map.status == "FAILED" and "Summarize" not in failed_map.steps
 
     def strict_but_caught(d):
-        del d["States"]["Infer"]["ToleratedFailurePercentage"]
+        strict(d)
         task = d["States"]["Infer"]["ItemProcessor"]["States"]["InferPartition"]
         task["Catch"] = [{"ErrorEquals": ["States.ALL"], "Next": "Gave up"}]
         task["End"] = False
@@ -257,9 +262,12 @@ def test_cli_simulate_plan_calibrate(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "makespan p50 / p95" in out and "Lambda compute" in out and (tmp_path / "g" / "gantt.png").exists()
     assert "parameters: CosmicAI on AWS" in out and "Max Memory Used" in out and "state machine:" in out
-    # The shipped calibration is CosmicAI's 5.9 GB model: 2,048 MB runs out of memory, and says so.
+    # The shipped calibration is CosmicAI's 5.9 GB model: 2,048 MB runs out of memory, says so and what to pass.
     assert main(["simulate", "--data-size", "100MB", "--workers", "4", "--seeds", "1"]) == 1
-    assert "Runtime.OutOfMemory" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "why it failed: 4 items failed on Runtime.OutOfMemory" in out and "pass --memory 5,952 or more" in out
+    assert main(["simulate", "--data-size", "100MB", "--workers", "4", "--seeds", "1", "--memory", "5952"]) == 0
+    assert "why it failed" not in capsys.readouterr().out
     assert main(["plan", "--data-size", "5GB", "--deadline", "10min", "--memories", "8192,10240",
                  "--partition-sizes", "25MB,50MB", "--seeds", "1", "--out", str(tmp_path / "plan")]) == 0
     out = capsys.readouterr().out
@@ -273,6 +281,10 @@ def test_cli_simulate_plan_calibrate(tmp_path, capsys):
     assert main(["simulate", "--data-size", "1500MB", "--partition-size", "1MB", "--memory", "10240", "--seeds", "1",
                  "--summarize-reads", "list-page", "--control-memory", "1769", "--max-concurrency", "500"]) == 0
     assert "results Summarize never reads" in capsys.readouterr().out  # 1,500 ranks, one page of 1,000
+    assert main(["simulate", "--data-size", "100MB", "--workers", "41", "--memory", "10240", "--seeds", "1",
+                 "--control-timeout", "1"]) == 1
+    assert "why it failed: Summarize timed out (Sandbox.Timedout) after 1 s" in capsys.readouterr().out
+    assert main(["simulate", "--data-size", "100MB", "--control-timeout", "901"]) == 2
     assert main(["simulate", "--data-size", "banana"]) == 2
     assert "not understood" in capsys.readouterr().err
     assert main(["calibrate", str(tmp_path / "nothing")]) == 2

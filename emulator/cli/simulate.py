@@ -22,12 +22,13 @@ from emulator.cli.app import add_template_source_arguments, template_fan_out
 from emulator.cli.job_args import add_job_arguments, job_config_from_args
 from emulator.contracts import aws, flags
 from emulator.contracts.errors import ConfigError
-from emulator.contracts.job import COMM_MODES, DEFAULT_BATCH_SIZE, DEFAULT_CONTROL_MEMORY_MB
+from emulator.contracts.job import COMM_MODES, DEFAULT_BATCH_SIZE, DEFAULT_CONTROL_MEMORY_MB, DEFAULT_CONTROL_TIMEOUT_S
 from emulator.contracts.runrecord import RunRecordError
 from emulator.contracts.units import format_size
 from sim import reference
 from sim.asl import Workflow, read_workflow
 from sim.calibrate import fit, leave_one_out, load_observations, observations_from_cloudwatch, predict_duration
+from sim.diagnose import diagnose
 from sim.model import READ_MODES, SIM_COMM_MODES, JobSpec, simulate
 from sim.params import SUMMARIZE_READS, ModelParams, reference_params
 from sim.plan import pareto_front, percentile, recommend, run_seeds, sweep
@@ -57,6 +58,8 @@ def _simulation_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"account concurrency limit (default {aws.DEFAULT_ACCOUNT_CONCURRENCY})")
     p.add_argument("--control-memory", type=flags.memory_mb, default=DEFAULT_CONTROL_MEMORY_MB,
                    help=f"Initialize/Summarize MemorySize in MB (default {DEFAULT_CONTROL_MEMORY_MB})")
+    p.add_argument("--control-timeout", type=flags.timeout_s, default=DEFAULT_CONTROL_TIMEOUT_S,
+                   help=f"Initialize/Summarize Timeout in seconds (default {DEFAULT_CONTROL_TIMEOUT_S:g})")
     p.add_argument("--express", action=argparse.BooleanOptionalAction, default=None,
                    help="Map children as Express (--express) or Standard (--no-express); default: as the ASL says")
     p.add_argument("--read-mode", choices=READ_MODES, default="rank",
@@ -149,7 +152,7 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
             overrides["max_concurrency"] = app.max_concurrency
         simulation = dict(express_children=app.express, arch=app.arch)
     config = job_config_from_args(args, comm=args.comm if args.comm in COMM_MODES else "none",
-                                  control_memory_mb=args.control_memory,
+                                  control_memory_mb=args.control_memory, control_timeout_s=args.control_timeout,
                                   account_concurrency=args.account_concurrency, **overrides)
     spec = JobSpec.from_job(config, comm=args.comm, definition=str(args.definition) if args.definition else None,
                             read_mode=args.read_mode, summarize_reads=args.summarize_reads, package_mb=args.package_mb, failure_rate=args.failure_rate,
@@ -229,6 +232,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         bill.add_row(line.item, f"{line.quantity:,.4f}", line.unit, f"{line.unit_price:.10g}", f"{line.cost:.6f}")
     bill.add_row("total", "", "", "", f"{median.bill.total:.6f}")
     console.print(bill)
+    for line in diagnose(median, params):
+        console.print(f"[red]why it failed:[/red] {line}", highlight=False, soft_wrap=True)
     console.print(_source_lines(params, prices, workflow))
     if args.gantt:
         console.print("gantt: " + ", ".join(map(str, plot_gantt(median, args.gantt))))
