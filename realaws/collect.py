@@ -107,7 +107,18 @@ def function_roles(lam: Any, definition: dict[str, Any]) -> dict[str, dict[str, 
         functions[name] = {"handler": conf.get("Handler") or command or HANDLERS.get(role, ""),
                            "memory_mb": conf.get("MemorySize"), "timeout_s": conf.get("Timeout"), "role": role,
                            "arch": (conf.get("Architectures") or ["x86_64"])[0], "stack": tags.get(STACK_TAG)}
+        package = _package_mb(conf)
+        if package:
+            functions[name]["package_mb"] = package
     return functions
+
+
+def _package_mb(conf: dict[str, Any]) -> float | None:
+    """A Zip function's package plus its layers in MB (GetFunction's CodeSize); None for an image, whose
+    size GetFunction does not give."""
+    if conf.get("PackageType", "Zip") != "Zip" or not conf.get("CodeSize"):
+        return None
+    return (conf["CodeSize"] + sum(layer.get("CodeSize", 0) for layer in conf.get("Layers") or [])) / 1e6
 
 
 def _result_writers(history: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -286,7 +297,7 @@ def collect(ctx: AwsContext, execution_arn: str, runs_dir: Path, options: Collec
                 "max_concurrency": inp.get("max_concurrency"), "comm": inp.get("comm") or "none",
                 "worker_memory_mb": worker.get("memory_mb"), "arch": worker.get("arch", "x86_64"),
                 "log_bytes": log_bytes},
-        functions={name: {k: fn[k] for k in ("handler", "memory_mb", "timeout_s", "role")}
+        functions={name: {k: fn[k] for k in ("handler", "memory_mb", "timeout_s", "role", "package_mb") if k in fn}
                    for name, fn in functions.items()},
         execution={"name": described["name"], "arn": execution_arn, "status": described["status"],
                    "start": start, "stop": stop, "error": described.get("error"), "cause": described.get("cause"),

@@ -58,6 +58,7 @@ class Observation:
     max_memory_mb: float | None = None
     world: int | None = None
     summarize_reads: str = "keys"  # for a Summarize: how its code reads the results (sim/params.py SUMMARIZE_READS)
+    package_mb: float | None = None  # the function's deployment package (zip + layers) or image size
     compute_s: float | None = None
     read_s: float | None = None
     deserialize_s: float | None = None
@@ -127,6 +128,7 @@ def observations_from_record(record: RunRecord) -> list[Observation]:
     ranks = {r.get("request_id"): r for r in record.summary.get("ranks", []) if r.get("request_id")}
     world = int(record.summary.get("world_size") or len(record.invocations_of("worker")) or 0) or None
     batch = int(record.config.get("batch_size") or DEFAULT_BATCH_SIZE)
+    packages = {name: fn.get("package_mb") for name, fn in record.functions.items()}
     out = []
     for role in ("worker", "initialize", "summarize"):
         for inv in record.invocations_of(role):
@@ -147,6 +149,7 @@ def observations_from_record(record: RunRecord) -> list[Observation]:
                 deserialize_s=rank.get("deserialize_seconds"), download_s=rank.get("download_seconds"),
                 load_s=rank.get("model_load_seconds"), pairing_s=_pairing_round_s(rank, world),
                 summarize_reads=str(record.config.get("summarize_reads") or "keys"),
+                package_mb=float(packages[inv.function]) if packages.get(inv.function) else None,
             ))
     return out
 
@@ -227,14 +230,15 @@ def _outside_map(record: RunRecord, spans: dict[str, tuple[float, float]], map_n
 
 def observations_from_cloudwatch(lines: Iterable[str], bytes_read: int | None = None, run: str = "cloudwatch",
                                  role: str = "worker", batch_size: int = DEFAULT_BATCH_SIZE,
-                                 world: int | None = None, summarize_reads: str = "keys") -> list[Observation]:
+                                 world: int | None = None, summarize_reads: str = "keys",
+                                 package_mb: float | None = None) -> list[Observation]:
     """Successful REPORT lines of one function's log export; each invocation read ``bytes_read`` (if known).
 
     ``role`` names the function (worker, initialize, summarize); ``world`` the job's world size;
-    ``summarize_reads`` how a Summarize reads the results.
+    ``summarize_reads`` how a Summarize reads the results; ``package_mb`` its package or image size.
     """
     return [Observation(run=run, role=role, bytes_read=float(bytes_read) if bytes_read else None, world=world,
-                        summarize_reads=summarize_reads,
+                        summarize_reads=summarize_reads, package_mb=package_mb,
                         memory_mb=r.memory_size_mb, batch_size=batch_size, duration_s=r.duration_ms / 1000.0,
                         cold=r.init_duration_ms is not None,
                         init_s=r.init_duration_ms / 1000.0 if r.init_duration_ms is not None else None,
@@ -433,19 +437,67 @@ def _fit_durations(p: ModelParams, obs: list[Observation]) -> None:
 
 
 def _fit_init(p: ModelParams, obs: list[Observation]) -> None:
+    """INIT medians and spreads; for workers also the growth with package size (two or more sizes).
+
+    INIT runs with a full vCPU whatever the MemorySize on on-demand functions, so it is
+    not scaled by memory (the model's prior; ``_init_by_memory_note`` says what the data shows).
+    """
     for role, median, sigma in (("worker", "init_median_s", "init_sigma"),
                                 ("control", "control_init_median_s", "control_init_sigma")):
-        inits = [o.init_s for o in obs if o.init_s and (o.role == "worker") == (role == "worker")]
-        if not inits:
+        cold = [o for o in obs if o.init_s and (o.role == "worker") == (role == "worker")]
+        if not cold:
             p.unidentified.append(f"{role} INIT duration: no cold start seen")
             continue
-        logs = np.log(inits)
-        _fitted(p, median, float(np.exp(logs.mean())), f"geometric mean of {len(inits)} {role} Init Durations")
-        if len(inits) > 1:
-            _fitted(p, sigma, float(logs.std()), f"{len(inits)} {role} Init Durations")
+        if role == "worker" and _fit_init_by_package(p, cold):
+            continue
+        logs = np.log([o.init_s for o in cold])
+        _fitted(p, median, float(np.exp(logs.mean())), f"geometric mean of {len(cold)} {role} Init Durations")
+        if len(cold) > 1:
+            _fitted(p, sigma, float(logs.std()), f"{len(cold)} {role} Init Durations")
         else:
             p.unidentified.append(f"{role} INIT spread: one cold start only")
-    p.unidentified.append("INIT by package size: one package size in the data; init_s_per_package_mb kept at its prior")
+        if role == "worker":
+            sizes = {o.package_mb for o in cold if o.package_mb}
+            why = "one package size in the data" if sizes else "package size not known (--package-mb, or records from aws)"
+            p.unidentified.append(f"INIT by package size: {why}; init_s_per_package_mb kept at its prior")
+    note = _init_by_memory_note(obs)
+    if note:
+        p.warnings.append(note)
+
+
+def _fit_init_by_package(p: ModelParams, cold: list[Observation]) -> bool:
+    """Worker INIT = intercept + slope x package MB, least squares over cold starts at two or more package sizes."""
+    sized = [o for o in cold if o.package_mb]
+    if len({o.package_mb for o in sized}) < 2:
+        return False
+    slope, intercept = np.polyfit([o.package_mb for o in sized], [o.init_s for o in sized], 1)
+    slope, intercept = max(0.0, float(slope)), float(intercept)
+    if slope == 0.0:
+        intercept = float(statistics.fmean(o.init_s for o in sized))
+    what = f"{len(sized)} worker Init Durations at {len({o.package_mb for o in sized})} package sizes"
+    _fitted(p, "init_s_per_package_mb", slope, f"slope of {what}")
+    _fitted(p, "init_median_s", max(1e-3, intercept), f"intercept of {what}")
+    ratios = [o.init_s / p.init_median(o.package_mb) for o in sized]
+    _fitted(p, "init_sigma", float(np.log(ratios).std()), f"spread around the package-size line, {what}")
+    return True
+
+
+def _init_by_memory_note(obs: list[Observation]) -> str | None:
+    """A warning when cold starts at several MemorySizes of one package disagree with memory-independent INIT."""
+    groups: dict[tuple[str, float | None], dict[float, list[float]]] = {}
+    for o in obs:
+        if o.init_s and o.memory_mb:
+            groups.setdefault((o.role, o.package_mb), {}).setdefault(o.memory_mb, []).append(o.init_s)
+    for (role, _), by_memory in groups.items():
+        if len(by_memory) < 2:
+            continue
+        medians = {m: statistics.median(v) for m, v in by_memory.items()}
+        low, high = min(medians), max(medians)
+        if medians[low] > 1.3 * medians[high]:
+            return (f"{role} INIT falls with memory ({medians[low]:.2f} s at {low:g} MB, {medians[high]:.2f} s at "
+                    f"{high:g} MB), which the model does not scale: on-demand INIT runs with a full vCPU at any "
+                    "MemorySize; check for provisioned concurrency or INIT work that is not CPU")
+    return None
 
 
 def _fit_memory(p: ModelParams, obs: list[Observation]) -> None:

@@ -53,7 +53,8 @@ def to_run_record(result: SimResult, run_id: str = "simulated", breakdown: bool 
                 "workers": spec.world, "batch_size": spec.batch_size, "memory_mb": spec.memory_mb,
                 "summarize_reads": spec.summarize_reads,
                 "source": f"simulated (seed {result.seed}, parameters: {result.params_source})"},
-        functions={name: {"role": role, "memory_mb": spec.memory_mb if role == "worker" else spec.control_memory_mb}
+        functions={name: {"role": role, "memory_mb": spec.memory_mb if role == "worker" else spec.control_memory_mb,
+                          **({"package_mb": spec.package_mb} if role == "worker" and spec.package_mb else {})}
                    for role, name in names.items()},
         execution={"status": result.status, "start": EPOCH, "stop": EPOCH + result.makespan_s},
         history=history, invocations=invocations,

@@ -8,14 +8,17 @@ following, DescribeExecution, history, Map Runs, FilterLogEvents, the bill and t
 
 from __future__ import annotations
 
+import io
+import os
 import time
+import zipfile
 
 import pytest
 
 from emulator.contracts.cloudwatch import parse_report_line
 from emulator.contracts.runrecord import load
 from realaws import cwlogs
-from realaws.collect import CollectOptions
+from realaws.collect import CollectOptions, function_roles
 from realaws.deploy import deploy
 from realaws.images import ImageMissingError
 from emulator.contracts.job import JobConfig, resolve_partition_size
@@ -71,6 +74,23 @@ def test_timeouts_and_uncaught_errors_are_classified():
     assert by_id["11111111-1111-1111-1111-111111111111"].error_type == "Sandbox.Timedout"
     assert (by_id["22222222-2222-2222-2222-222222222222"].status,
             by_id["22222222-2222-2222-2222-222222222222"].error_type) == ("error", "PartitionError")
+
+
+def test_zip_functions_carry_their_package_and_layers_size(aws):
+    lam = aws.client("lambda")
+    role = aws.client("iam").create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as z:
+        z.writestr("handler.py", os.urandom(300_000).hex())  # incompressible enough to give a size
+    lam.create_function(FunctionName=f"{STACK}-worker", Runtime="python3.12", Role=role, Handler="handler.h",
+                        Code={"ZipFile": code.getvalue()}, MemorySize=2048, Timeout=300)
+    definition = {"StartAt": "M", "States": {"M": {"Type": "Map", "End": True, "ItemProcessor": {
+        "StartAt": "W", "States": {"W": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "End": True,
+                                         "Parameters": {"FunctionName": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:"
+                                                                        f"{STACK}-worker"}}}}}}}
+    [fn] = function_roles(lam, definition).values()
+    size = lam.get_function(FunctionName=f"{STACK}-worker")["Configuration"]["CodeSize"]
+    assert fn["role"] == "worker" and size > 300_000 and fn["package_mb"] == pytest.approx(size / 1e6)
 
 
 def test_filter_log_events_is_read_across_pages(aws):
@@ -150,6 +170,8 @@ def test_deploy_run_collect_writes_the_emulators_record_and_no_secret(aws_execut
     assert {i.function for i in record.invocations} == {f"{STACK}-{f}" for f in ("initialize", "worker", "summarize")}
     assert all(i.init_duration_ms == 486.66 and i.status == "success" for i in record.invocations)
     assert [i.function for i in record.invocations_of("worker")] == [f"{STACK}-worker"] * 2
+    # Image functions: GetFunction gives no size, so the record claims none (INIT by package size stays a prior).
+    assert not any("package_mb" in fn for fn in record.functions.values())
     # Cost from sim's price table, the same function the emulator's report uses.
     expected = bill_for_record(record, PriceTable())
     assert record.config["actual_cost"]["total_usd"] == pytest.approx(expected.total)

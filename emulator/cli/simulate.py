@@ -122,6 +122,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                      default=DEFAULT_BATCH_SIZE, help="batch size of the --logs invocations")
     cal.add_argument("--log-role", choices=("worker", "initialize", "summarize"), default="worker",
                      help="which function the --logs are from (default worker)")
+    cal.add_argument("--package-mb", type=flags.float_in(0.001, 10_240, "MB", "the package size range"), default=None,
+                     help="deployment package (zip + layers) or image size of the --logs function in MB "
+                          "(INIT by package size)")
     cal.add_argument("--log-world", type=flags.int_in(1, 10_000_000, "", "the world size range"), default=None,
                      help="world size of the job the --logs come from")
     cal.add_argument("--log-summarize-reads", choices=SUMMARIZE_READS, default="keys",
@@ -286,7 +289,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
                                                          args.bytes_read,
                                                          run=str(log), role=args.log_role, batch_size=args.batch_size,
                                                          world=args.log_world,
-                                                         summarize_reads=args.log_summarize_reads)
+                                                         summarize_reads=args.log_summarize_reads,
+                                                         package_mb=args.package_mb)
         source = (reference.SOURCE if args.reference and not args.runs and not args.logs
                   else f"calibration of {', '.join(map(str, args.runs + args.logs)) or 'no files'}"
                        f"{' + CosmicAI reference' if args.reference else ''}")
@@ -303,7 +307,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         table.add_column(col)
     for name in ("bytes_per_sample", "compute_s_per_sample_vcpu", "batch_overhead_samples", "parallel_efficiency",
                  "download_s", "model_load_s", "setup_s", "s3_bandwidth_bytes_s", "deserialize_s_per_byte_vcpu",
-                 "cpu_sigma", "straggler_prob", "straggler_factor", "init_median_s", "init_sigma", "memory_base_mb",
+                 "cpu_sigma", "straggler_prob", "straggler_factor", "init_median_s", "init_sigma",
+                 "init_s_per_package_mb", "memory_base_mb",
                  "memory_per_input_mb", "control_init_median_s", "control_cpu_s", "summarize_cpu_s", "request_cpu_s",
                  "request_latency_s", "plan_cpu_s_per_item", "child_start_rate_per_s",
                  "transition_latency_s", "result_writer_s",

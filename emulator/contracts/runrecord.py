@@ -14,8 +14,9 @@ Layout of ``runs/<run_id>/``::
       "created": ISO-8601 UTC,
       "config": {free-form run configuration: workers, data_size_bytes,
                  partition_size_bytes, batch_size, max_concurrency, ...},
-      "functions": {name: {"handler", "memory_mb", "timeout_s", "role"}},
-                  # role: "initialize" | "worker" | "summarize"
+      "functions": {name: {"handler", "memory_mb", "timeout_s", "role", ["package_mb"]}},
+                  # role: "initialize" | "worker" | "summarize"; package_mb: deployment package
+                  # (zip + layers) or image size in MB, where the backend knows it
       "execution": {"name", "status", "start", "stop", "error", "cause", "output"},
       "history": [GetExecutionHistory-style events],
       "invocations": [InvocationRecord.to_dict(), ...],
