@@ -13,7 +13,7 @@ from emulator.contracts.runrecord import RunRecord
 from sim.asl import read_workflow
 from sim.calibrate import fit, observations_from_cloudwatch
 from sim.model import JobSpec, simulate
-from sim.params import ModelParams
+from sim.params import ModelParams, reference_params
 from sim.plan import pareto_front, recommend, sweep
 from sim.prices import PriceTable, Usage, bill_for_record, bill_for_usage, load_prices
 
@@ -277,7 +277,10 @@ def test_cli_simulate_plan_calibrate(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "not identified" in out and "leave-one-out" in out and "B/sample" in out
     assert "ONE cold invocation" in out and "held-out check: time outside the Map" in out and ": inside;" in out
-    assert ModelParams.load(tmp_path / "cal.json").source.startswith("CosmicAI on AWS")
+    assert "child start rate: only bounded above" in out
+    rebuilt = ModelParams.load(tmp_path / "cal.json")
+    assert rebuilt.source.startswith("CosmicAI on AWS")
+    assert rebuilt.child_start_rate_per_s == pytest.approx(reference_params().child_start_rate_per_s)
     assert main(["simulate", "--data-size", "1500MB", "--partition-size", "1MB", "--memory", "10240", "--seeds", "1",
                  "--summarize-reads", "list-page", "--control-memory", "1769", "--max-concurrency", "500"]) == 0
     assert "results Summarize never reads" in capsys.readouterr().out  # 1,500 ranks, one page of 1,000

@@ -295,7 +295,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
                   else f"calibration of {', '.join(map(str, args.runs + args.logs)) or 'no files'}"
                        f"{' + CosmicAI reference' if args.reference else ''}")
         params = fit(observations, orchestration=orchestration, source=source,
-                     outside=reference.outside_map() if args.reference else None)
+                     outside=reference.outside_map() if args.reference else None,
+                     completed=reference.completed_runs() if args.reference else None)
         if args.reference:
             reference.annotate(params)
     except (RunRecordError, ValueError, OSError) as exc:
