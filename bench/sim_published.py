@@ -9,13 +9,15 @@ Part 2's configuration and assumptions are sim.reference.real_pipeline_spec's
 (the real state machine, sim/reference/cosmicai.asl.json; workers at 10,240 MB,
 batch 512; account concurrency 10,000 and control functions at 128 MB assumed).
 5 seeds, p50 and p95.
-Run: python bench/sim_published.py
+Writes bench/results/sim_published.json. Run: python bench/sim_published.py
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+from pathlib import Path
 
 from sim import reference
 from sim.calibrate import leave_one_out, residuals
@@ -24,6 +26,9 @@ from sim.params import reference_params
 from sim.plan import percentile
 
 SEEDS = 5
+RESULTS = Path(__file__).resolve().parent / "results" / "sim_published.json"
+E2E_COLUMNS = ("data", "partition", "workers", "execution p50 / p95 (s)", "Map p50 (s)", "outside the Map (s)",
+               "failed items")
 # (data GB, partition MB): the sizes the real pipeline ran (issue 15: 1-12.6 GB and 256 GB-1 TB)
 E2E = ((1, 25), (1, 50), (1, 75), (1, 100), (4, 100), (8, 75), (12.6, 75), (100, 100), (256, 100), (512, 100),
        (768, 100), (1000, 100))
@@ -76,13 +81,19 @@ def end_to_end() -> list[tuple[str, ...]]:
 
 def main() -> None:
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
+    figures, predictions = published(), end_to_end()
     print("| figure | published | model | used as |\n|---|---|---|---|")
-    for row in published():
+    for row in figures:
         print("| " + " | ".join(row) + " |")
-    print("\n| data | partition | workers | execution p50 / p95 (s) | Map p50 (s) | outside the Map (s) | failed items |")
-    print("|---|---|---|---|---|---|---|")
-    for row in end_to_end():
+    print("\n| " + " | ".join(E2E_COLUMNS) + " |")
+    print("|" + "---|" * len(E2E_COLUMNS))
+    for row in predictions:
         print("| " + " | ".join(row) + " |")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({
+        "published": [dict(zip(("figure", "published", "model", "used_as"), row)) for row in figures],
+        "end_to_end": [dict(zip(E2E_COLUMNS, row)) for row in predictions]}, indent=2) + "\n")
+    print(f"results: {RESULTS}")
 
 
 if __name__ == "__main__":

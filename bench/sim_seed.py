@@ -10,12 +10,14 @@ results one by one). Parameters: the shipped calibration; its control
 function costs are fitted to the seed's Initialize REPORTs and to CosmicAI's
 outside-Map times, its worker phases to CosmicAI's measurements (never to the
 seed's Map, Summarize or execution). 20 seeds per configuration.
-Run: python bench/sim_seed.py
+Writes bench/results/sim_seed.json. Run: python bench/sim_seed.py
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 from sim.model import JobSpec, simulate
 from sim.params import reference_params
@@ -27,6 +29,7 @@ MEASURED = {"Map (s)": "51.2", "Summarize (s), keys": "7.4", "Summarize (s), lis
 MEASURED_MAP_S = 51.2
 SEEDS = 20
 MEMORIES = (3008, 4096, 10240)
+RESULTS = Path(__file__).resolve().parent / "results" / "sim_seed.json"
 
 
 def runs(memory_mb: int, reads: str) -> list:
@@ -65,10 +68,16 @@ def predict(memory_mb: int) -> dict[str, str]:
 def main() -> None:
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     columns = {m: predict(m) for m in MEMORIES}
+    rows = list(MEASURED) + ["worker Max Memory (MB)"]
     print("| | measured | " + " | ".join(f"predicted at {m:,} MB" for m in MEMORIES) + " |")
     print("|---|---|" + "---|" * len(MEMORIES))
-    for row in list(MEASURED) + ["worker Max Memory (MB)"]:
+    for row in rows:
         print(f"| {row} | {MEASURED.get(row, 'not reported')} | " + " | ".join(columns[m][row] for m in MEMORIES) + " |")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({row: {"measured": MEASURED.get(row), **{f"predicted_{m}_mb": columns[m][row]
+                                                                          for m in MEMORIES}}
+                                   for row in rows}, indent=2) + "\n")
+    print(f"results: {RESULTS}")
 
 
 if __name__ == "__main__":
