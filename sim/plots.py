@@ -26,7 +26,8 @@ TIME_BINS = 400  # columns of the phase-band chart, whatever the number of worke
 
 
 def _footer(fig, source: str) -> None:
-    fig.text(0.01, 0.005, f"parameters: {source}", fontsize=7, color="#555555", ha="left", va="bottom", wrap=True)
+    # Below the axes (negative y): savefig's tight bounding box grows to hold it, so it never covers a label.
+    fig.text(0.01, -0.01, f"parameters: {source}", fontsize=7, color="#555555", ha="left", va="top", wrap=True)
 
 
 def _save(fig, out: Path, stem: str, source: str) -> list[Path]:
@@ -119,9 +120,13 @@ def plot_gantt(result: SimResult, out: Path) -> list[Path]:
     fig, (ax_steps, ax_bands, ax_conc) = plt.subplots(3, 1, figsize=(12, 8), sharex=True,
                                                       gridspec_kw={"height_ratios": [1, 4, 2]})
     for i, (name, (a, b)) in enumerate(result.steps.items()):
-        ax_steps.barh(0, b - a, left=a, color=f"C{i}", height=0.6)
-        ax_steps.text(a + (b - a) / 2, 0, f"{name} {b - a:.1f} s", ha="center", va="center", fontsize=8, color="white")
+        label = f"{name} {b - a:.1f} s"
+        ax_steps.barh(0, b - a, left=a, color=f"C{i}", height=0.6, label=label)
+        if (b - a) / end > 0.12:  # narrower steps are named in the legend only
+            ax_steps.text(a + (b - a) / 2, 0, label, ha="center", va="center", fontsize=8, color="white")
     ax_steps.set_yticks([])
+    ax_steps.legend(loc="upper center", bbox_to_anchor=(0.5, -0.05), ncol=len(result.steps) or 1, fontsize=7,
+                    frameon=False)
     ax_steps.set_title(f"{result.spec.world:,} workers, {result.spec.memory_mb} MB, {format_size(result.spec.partition_bytes)} "
                        f"partitions: {result.status} in {result.makespan_s:.1f} s (seed {result.seed})")
     ax_bands.stackplot(centres, *[bands[k] for k, _, _ in PHASES], labels=[label for _, label, _ in PHASES],
@@ -134,10 +139,16 @@ def plot_gantt(result: SimResult, out: Path) -> list[Path]:
     if limit <= 2 * max(running):
         ax_conc.axhline(limit, color="red", linestyle="--", linewidth=1, label=f"concurrency limit {limit:,}")
     colds = [w["start"] for w in workers if w["cold"]]
-    if colds:
-        ax_conc.hist(colds, bins=edges, color="#999999", alpha=0.6, label="cold starts per bin")
+    handles, labels = ax_conc.get_legend_handles_labels()
+    if colds:  # on their own axis: a few per second would vanish against thousands of environments
+        ax_cold = ax_conc.twinx()
+        counts, _ = np.histogram(colds, bins=edges)
+        ax_cold.bar(centres, counts / width, width=width, color="#999999", alpha=0.6, label="cold starts per second")
+        ax_cold.set_ylabel("cold starts / s", fontsize=8)
+        more_handles, more_labels = ax_cold.get_legend_handles_labels()
+        handles, labels = handles + more_handles, labels + more_labels
     ax_conc.set(xlabel="time since execution start (s)", ylabel="environments")
-    ax_conc.legend(loc="upper right", fontsize=7)
+    ax_conc.legend(handles, labels, loc="upper right", fontsize=7)
     fig.tight_layout()
     return _save(fig, out, "gantt", result.params_source)
 
