@@ -20,7 +20,8 @@ from pathlib import Path
 
 from emulator.contracts.cloudwatch import ReportLine, billed_duration_ms, parse_report_line
 from sim.asl import read_workflow
-from sim.calibrate import CompletedRun, Observation, OutsideMap, fit
+from sim.calibrate import fit
+from sim.evidence import CompletedRun, Observation, OutsideMap
 from sim.model import JobSpec
 from sim.params import REFERENCE_CALIBRATION, ModelParams
 
@@ -48,7 +49,7 @@ SEED_INITIALIZE = ((0.587, 0.468, 87.0), (0.637, 0.487, 89.0))  # (Duration s, I
 SEED_WORLD = 41
 # Issue 15: the real 1 TB jobs (100 MB partitions, so 10,000 workers) completed with REAL_DEFINITION, whose worker
 # Task retries throttling only 3 times (1, 2, 4 s) and whose Map tolerates no failed item. That bounds how fast the
-# Distributed Map can have started children (sim.calibrate.CompletedRun).
+# Distributed Map can have started children (sim.evidence.CompletedRun).
 COMPLETED = ((1000, 100),)  # (data GB, partition MB)
 _LINE = re.compile(r"^(?P<ts>\S+ \S+) - (?P<msg>.*)$")
 _SIZE = re.compile(r"^(?P<mb>[0-9.]+)MB/")

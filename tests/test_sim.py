@@ -11,7 +11,8 @@ from emulator.cli.main import main
 from emulator.contracts.lambdas import InvocationRecord
 from emulator.contracts.runrecord import RunRecord
 from sim.asl import read_workflow
-from sim.calibrate import fit, observations_from_cloudwatch
+from sim.calibrate import fit
+from sim.evidence import observations_from_cloudwatch
 from sim.model import JobSpec, simulate
 from sim.params import ModelParams, reference_params
 from sim.plan import pareto_front, recommend, sweep

@@ -13,8 +13,9 @@ from emulator.contracts.cloudwatch import ReportLine, report_line
 from emulator.contracts.runrecord import save
 from sim import reference
 from sim.asl import read_workflow
-from sim.calibrate import (CompletedRun, fit, leave_one_out, load_observations, observations_from_cloudwatch,
-                           observations_from_record, orchestration_from_record)
+from sim.calibrate import fit, leave_one_out
+from sim.evidence import (CompletedRun, load_observations, observations_from_cloudwatch, observations_from_record,
+                          orchestration_from_record)
 from sim.model import JobSpec, simulate
 from sim.params import ModelParams, reference_params
 from sim.records import to_run_record

@@ -27,8 +27,9 @@ from emulator.contracts.runrecord import RunRecordError
 from emulator.contracts.units import format_size
 from sim import reference
 from sim.asl import Workflow, read_workflow
-from sim.calibrate import fit, leave_one_out, load_observations, observations_from_cloudwatch, predict_duration
+from sim.calibrate import fit, leave_one_out, predict_duration
 from sim.diagnose import diagnose
+from sim.evidence import load_observations, observations_from_cloudwatch
 from sim.model import READ_MODES, SIM_COMM_MODES, JobSpec, simulate
 from sim.params import SUMMARIZE_READS, ModelParams, reference_params
 from sim.plan import pareto_front, percentile, recommend, run_seeds, sweep
