@@ -76,6 +76,9 @@ BAD_INPUTS = [
     ["calibrate", "/nonexistent/run"],
     ["calibrate", "--logs", "/nonexistent/log.txt"],
     ["calibrate", "--bytes-read", "lots"],
+    ["calibrate", "--package-mb", "0"],
+    ["simulate", "--control-timeout", "0"],
+    ["simulate", "--control-timeout", "901"],
     # rendezvous
     ["rendezvous", "serve", "--port", "70000"],
     ["rendezvous", "serve", "--port", "-5"],
