@@ -363,7 +363,7 @@ def _fit_outside_map(p: ModelParams, outside: list[OutsideMap]) -> None:
 
 def _fit_orchestration(p: ModelParams, orch: list[Orchestration]) -> None:
     if not orch:
-        p.unidentified.append("orchestration (child start rate, Map bookkeeping, ResultWriter): no execution history")
+        p.unidentified.append("orchestration (Map bookkeeping, ResultWriter): no execution history")
         return
     rates = [o.child_start_rate for o in orch if o.child_start_rate]
     if rates:
@@ -394,8 +394,9 @@ def _bound_child_start_rate(p: ModelParams, completed: list[CompletedRun], resol
 
     Only when no execution history measured the rate. Bisection on the rate
     (relative ``resolution``) between the scaling rate's floor and the current value.
+    Says in ``p.unidentified`` when the rate is only bounded, or neither measured nor bounded.
     """
-    if not completed or p.source_of("child_start_rate_per_s").startswith("fitted"):
+    if p.source_of("child_start_rate_per_s").startswith("fitted"):
         return
     bound, binding = p.child_start_rate_per_s, []
     for run in completed:
@@ -411,8 +412,9 @@ def _bound_child_start_rate(p: ModelParams, completed: list[CompletedRun], resol
             low, high = (middle, high) if _completes(p, run, middle) else (low, middle)
         bound = low
         binding.append(run.run)
-    if binding:
-        p.unidentified = [u.replace("orchestration (child start rate, ", "orchestration (") for u in p.unidentified]
+    if not binding:
+        p.unidentified.append("child start rate: no execution history measured it and no completed run bounds it")
+    else:
         _fitted(p, "child_start_rate_per_s", bound, "upper bound: the largest rate at which the model completes "
                 f"{', '.join(binding)} with its state machine's Retry ({min(r.seeds for r in completed)} seeds or more)")
         p.unidentified.append(f"child start rate: only bounded above ({bound:.0f}/s) by runs that completed; "

@@ -271,6 +271,7 @@ class _Simulation:
             self.bytes_read = own
             self.gets = np.asarray(counts, dtype=int)
             self.bytes_held = float(sizes.max())  # one partition alive at a time (worker/infer.py)
+        self.memory_needed_mb = p.max_memory_mb(self.bytes_held)  # every worker's Max Memory Used
         if self.spec.noise:
             self.body = np.exp(p.cpu_sigma * self.rng.standard_normal(self.world))
             tail = self.rng.random(self.world) < p.straggler_prob
@@ -314,7 +315,7 @@ class _Simulation:
             factor = float(self.body[rank])
             phases["deserialize_s"] *= factor
             phases["compute_s"] *= factor
-            used = p.max_memory_mb(self.bytes_held)
+            used = self.memory_needed_mb
             work = {"samples": float(self.samples[rank]), "bytes_read": float(self.bytes_read[rank]), "gets": int(self.gets[rank])}
         else:
             work = ({"results_read": self.params.summarize_requests(self.world, self.spec.summarize_reads)[2]}
@@ -478,7 +479,7 @@ class _Simulation:
         return SimResult(spec, self.seed, status, makespan, self.invocations, self.items_failed, self.lam.throttles,
                          self.lam.cold_starts, self.lam.peak, self.lam.series, bill_for_usage(usage, prices), usage,
                          self.steps, self.params.source, self.flow.source, dict(self.failures), self.control_failure,
-                         self.params.max_memory_mb(self.bytes_held))
+                         self.memory_needed_mb)
 
 
 def simulate(spec: JobSpec, params: ModelParams | None = None, seed: int = 0,
